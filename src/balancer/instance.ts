@@ -1,0 +1,69 @@
+import { Pool } from 'undici'
+import type { InstanceConfig } from '../config/config.js'
+
+/** Options shared by every instance's connection pool. */
+export interface PoolOptions {
+  /** Time to open a TCP connection, in ms. */
+  connectTimeoutMs: number
+  /** Most keep-alive connections to one instance. */
+  connections: number
+}
+
+/**
+ * One Ollama instance: its identity, its connection pool and the live counters that selection
+ * policies read. Counters are plain fields so that reading them on the hot path costs nothing.
+ */
+export class Instance {
+  /** Position in the balancer's list; policies index their own per-instance state with it. */
+  readonly index: number
+  readonly name: string
+  /** Origin without a trailing slash, e.g. `http://127.0.0.1:11434`. */
+  readonly url: string
+  readonly weight: number
+  /** Most concurrent requests corral sends here; `Infinity` when unlimited. */
+  readonly maxConcurrency: number
+  /** Keep-alive connection pool; every upstream request to this instance goes through it. */
+  readonly pool: Pool
+  /** Requests corral has sent here that have not finished (response fully relayed or failed). */
+  inFlight = 0
+  /** Requests sent here since start. */
+  requests = 0
+  /** Attempts that failed here (transport error, timeout, 5xx before the first byte). */
+  failures = 0
+  /** The last failure seen here, for stats and error messages. */
+  lastError: string | undefined
+  #closed = false
+
+  constructor(index: number, config: InstanceConfig, pool: PoolOptions) {
+    this.index = index
+    this.name = config.name
+    this.url = config.url
+    this.weight = config.weight
+    this.maxConcurrency = config.maxConcurrency ?? Infinity
+    this.pool = new Pool(config.url, {
+      connections: pool.connections,
+      connectTimeout: pool.connectTimeoutMs,
+      // Ollama (Go net/http) keeps idle connections open indefinitely; reuse them for a while.
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 600_000,
+    })
+  }
+
+  /** True when the instance already carries `maxConcurrency` requests. */
+  get full(): boolean {
+    return this.inFlight >= this.maxConcurrency
+  }
+
+  /** Lets requests in flight finish, then closes every connection. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.pool.close()
+  }
+
+  /** Closes every connection at once, aborting what is in flight. Idempotent. */
+  async destroy(): Promise<void> {
+    this.#closed = true
+    if (!this.pool.destroyed) await this.pool.destroy()
+  }
+}

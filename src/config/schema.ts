@@ -1,0 +1,226 @@
+/**
+ * The one source of truth for corral's configuration: it validates the YAML (after environment
+ * interpolation and CLI/env overrides), fills every default, and is exported as JSON Schema for
+ * editors (`config/corral.schema.json`). Keys are snake_case as users write them; `compileConfig`
+ * turns the result into the frozen, camelCase, unit-suffixed `Config` that the code reads.
+ */
+import { z } from 'zod'
+import { parseDuration, parseSize } from './units.js'
+import { policyNames } from '../balancer/policies.js'
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+const show = (value: unknown): string => JSON.stringify(value) ?? String(value)
+
+/** A duration string (`30s`, `5m`, `250ms`) or a number of milliseconds. */
+function duration(fallback: string, description: string) {
+  return z
+    .union([z.string(), z.number()])
+    .refine((v) => parseDuration(v) !== undefined, {
+      error: (iss) => `must be a duration like "30s", "5m" or "250ms", got ${show(iss.input)}`,
+    })
+    .default(fallback)
+    .meta({ description: `${description} Default ${fallback}.` })
+}
+
+/** A size string (`32MiB`, `64KiB`) or a number of bytes. */
+function size(fallback: string, description: string) {
+  return z
+    .union([z.string(), z.number()])
+    .refine((v) => parseSize(v) !== undefined, {
+      error: (iss) => `must be a size like "32MiB", "64KiB" or a number of bytes, got ${show(iss.input)}`,
+    })
+    .default(fallback)
+    .meta({ description: `${description} Default ${fallback}.` })
+}
+
+/** `http(s)://host[:port]` with nothing after it but an optional `/`. */
+export function isOrigin(value: string): boolean {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return false
+  }
+  return (
+    (url.protocol === 'http:' || url.protocol === 'https:') &&
+    url.pathname === '/' &&
+    url.search === '' &&
+    url.hash === '' &&
+    url.username === '' &&
+    url.password === ''
+  )
+}
+
+/** Splits `host:port` or `[v6]:port`; undefined when malformed. */
+export function parseHostPort(value: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(value.trim())
+  if (!match) return undefined
+  const port = Number(match[3])
+  if (port > 65535) return undefined
+  return { host: (match[1] ?? match[2])!, port }
+}
+
+const instanceSchema = z
+  .strictObject({
+    url: z
+      .string()
+      .refine(isOrigin, {
+        error: (iss) => `must be an http(s) origin without a path, got ${show(iss.input)}`,
+      })
+      .meta({ description: 'Origin of the Ollama instance, e.g. http://10.0.0.5:11434. Required.' }),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,64}$/, {
+        error: (iss) => `must be 1-64 letters, digits or . _ : -, got ${show(iss.input)}`,
+      })
+      .optional()
+      .meta({ description: 'Name used in logs, metrics and stats. Default: host:port of the url.' }),
+    weight: z
+      .number()
+      .positive({ error: (iss) => `must be a number above 0, got ${show(iss.input)}` })
+      .default(1)
+      .meta({ description: 'Relative capacity; a weight-2 instance is offered twice the work. Default 1.' }),
+    max_concurrency: z
+      .number()
+      .int()
+      .positive({ error: (iss) => `must be a whole number above 0, got ${show(iss.input)}` })
+      .optional()
+      .meta({
+        description:
+          'Most requests corral sends to this instance at once; when every instance is full corral answers 503 with Retry-After. Default: no limit.',
+      }),
+  })
+  .meta({ description: 'One Ollama instance behind corral.' })
+
+export const configSchema = z
+  .strictObject({
+    listen: z
+      .string()
+      .refine((v) => parseHostPort(v) !== undefined, {
+        error: (iss) => `must be host:port (or [ipv6]:port), got ${show(iss.input)}`,
+      })
+      .default('127.0.0.1:11435')
+      .meta({ description: 'Address corral listens on, host:port. Default 127.0.0.1:11435.' }),
+    instances: z
+      .array(instanceSchema)
+      .min(1, { error: 'must list at least one instance' })
+      .meta({
+        description:
+          'The Ollama instances behind corral. Default: one instance at $OLLAMA_HOST, else http://127.0.0.1:11434.',
+      }),
+    redis: z
+      .strictObject({
+        url: z
+          .string()
+          .refine((v) => /^rediss?:\/\/[^\s]+$/.test(v), {
+            error: (iss) => `must be a redis:// or rediss:// URL, got ${show(iss.input)}`,
+          })
+          .meta({ description: 'redis:// or rediss:// URL of the shared cache. Secrets: use ${ENV_VAR}.' }),
+      })
+      .optional()
+      .meta({ description: 'Redis for the shared cache. Default: none (the cache lives in process memory).' }),
+    log: z
+      .strictObject({
+        level: z.enum(LOG_LEVELS).default('info').meta({ description: 'pino log level. Default info.' }),
+      })
+      .prefault({})
+      .meta({ description: 'Logging.' }),
+    balancer: z
+      .strictObject({
+        policy: z
+          .enum(policyNames)
+          .default('round-robin')
+          .meta({ description: 'How an instance is chosen for each request. Default round-robin.' }),
+      })
+      .prefault({})
+      .meta({ description: 'Instance selection.' }),
+    proxy: z
+      .strictObject({
+        max_attempts: z
+          .number()
+          .int()
+          .min(1)
+          .max(10)
+          .default(3)
+          .meta({
+            description:
+              'Instances tried for one request before giving up, when a failure happens before any response byte (refused, reset, timeout, 503 busy). Default 3.',
+          }),
+        max_body_size: size('32MiB', 'Largest request body corral reads (blob uploads excepted); larger ones get 413.'),
+        connect_timeout: duration('5s', 'Time to open a connection to an instance.'),
+        first_byte_timeout: duration(
+          '5m',
+          'Time from sending a request until the response headers arrive; covers a cold model load.',
+        ),
+        idle_timeout: duration('5m', 'Longest gap between two chunks of a response body. There is no total limit.'),
+        connections_per_instance: z
+          .number()
+          .int()
+          .positive()
+          .default(128)
+          .meta({ description: 'Keep-alive connections corral opens at most to one instance. Default 128.' }),
+      })
+      .prefault({})
+      .meta({ description: 'Forwarding, failover and upstream timeouts.' }),
+    server: z
+      .strictObject({
+        headers_timeout: duration('10s', 'Time a client has to send its request headers.'),
+        request_timeout: duration(
+          '10m',
+          'Time a client has to send its whole request, body included (large blob uploads need it long).',
+        ),
+        keep_alive_timeout: duration(
+          '2m',
+          'Idle keep-alive connections from clients are closed after this; above common client pools (Go: 90s).',
+        ),
+        drain_timeout: duration('30s', 'On SIGTERM/SIGINT, how long in-flight requests may take to finish.'),
+        max_header_size: size('16KiB', 'Largest request header block; larger ones get 431.'),
+      })
+      .prefault({})
+      .meta({ description: 'The HTTP server clients talk to.' }),
+  })
+  .superRefine((cfg, ctx) => {
+    const names = new Map<string, number>()
+    const urls = new Map<string, number>()
+    const listen = parseHostPort(cfg.listen)
+    cfg.instances.forEach((instance, i) => {
+      if (!isOrigin(instance.url)) return
+      const url = new URL(instance.url)
+      const name = instance.name ?? url.host
+      const prevName = names.get(name)
+      if (prevName !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['instances', i, 'name'],
+          message: `duplicates the name of instances[${prevName}]: ${show(name)}`,
+        })
+      } else names.set(name, i)
+      const origin = url.origin
+      const prevUrl = urls.get(origin)
+      if (prevUrl !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['instances', i, 'url'],
+          message: `duplicates the url of instances[${prevUrl}]: ${show(origin)}`,
+        })
+      } else urls.set(origin, i)
+      if (listen && listen.port !== 0 && Number(url.port || (url.protocol === 'https:' ? 443 : 80)) === listen.port && sameHost(url.hostname, listen.host)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['instances', i, 'url'],
+          message: `points at corral's own listen address ${cfg.listen}; that would loop (is OLLAMA_HOST set to corral?)`,
+        })
+      }
+    })
+  })
+
+function sameHost(a: string, b: string): boolean {
+  const loopback = (h: string) => h === 'localhost' || h === '127.0.0.1' || h === '[::1]' || h === '::1'
+  return a === b || (loopback(a) && loopback(b))
+}
+
+/** The configuration as written in YAML, with every default filled in. */
+export type ConfigFile = z.output<typeof configSchema>
+/** What a YAML file may hold. */
+export type ConfigInput = z.input<typeof configSchema>

@@ -1,0 +1,94 @@
+/**
+ * `createCorral` wires the real parts together: balancer (instances and their pools), cache,
+ * proxy and HTTP server. It is the one place that does, so tests and the CLI build corral the same
+ * way.
+ */
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Balancer } from './balancer/balancer.js'
+import { Readiness } from './balancer/readiness.js'
+import { passThroughCache, type RequestCache } from './cache/request-cache.js'
+import type { Config } from './config/config.js'
+import { createLogger, flushLogger, type Logger } from './observability/logger.js'
+import { Proxy } from './proxy/proxy.js'
+import { createHttpServer } from './server.js'
+
+export type { Config } from './config/config.js'
+export { loadConfig, ConfigError } from './config/load-config.js'
+
+export interface CorralDeps {
+  logger?: Logger
+  cache?: RequestCache
+}
+
+export interface Corral {
+  readonly config: Config
+  readonly server: Server
+  readonly balancer: Balancer
+  readonly proxy: Proxy
+  readonly logger: Logger
+  /** Starts listening; resolves with the base URL (the port is real when 0 was configured). */
+  listen(): Promise<string>
+  /**
+   * Graceful stop: stops accepting, lets requests in flight (streams too) finish for up to
+   * `drainTimeoutMs`, then closes every connection and pool. Idempotent.
+   */
+  close(drainTimeoutMs?: number): Promise<void>
+}
+
+export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
+  const logger = deps.logger ?? createLogger(config.logLevel)
+  const balancer = new Balancer(config.instances, config.balancer.policy, {
+    connectTimeoutMs: config.proxy.connectTimeoutMs,
+    connections: config.proxy.connectionsPerInstance,
+  })
+  const proxy = new Proxy({ balancer, cache: deps.cache ?? passThroughCache, logger, config: config.proxy })
+  const readiness = new Readiness(balancer.instances)
+  let draining = false
+  const server = createHttpServer(config.server, { proxy, readiness, draining: () => draining })
+  let closing: Promise<void> | undefined
+
+  async function drain(timeoutMs: number): Promise<void> {
+    draining = true
+    const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
+    server.closeIdleConnections()
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = await Promise.race([
+      proxy.whenIdle().then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(resolve, timeoutMs, true))),
+    ])
+    clearTimeout(timer)
+    if (timedOut) logger.warn({ in_flight: proxy.active, timeout_ms: timeoutMs }, 'drain timeout: closing remaining connections')
+    server.closeAllConnections()
+    await stopped
+    await (timedOut ? balancer.destroy() : balancer.close())
+    logger.info('stopped')
+    flushLogger(logger)
+  }
+
+  return {
+    config,
+    server,
+    balancer,
+    proxy,
+    logger,
+    listen() {
+      return new Promise((resolve, reject) => {
+        const onError = (err: Error): void => reject(err)
+        server.once('error', onError)
+        server.listen(config.listen.port, config.listen.host, () => {
+          server.off('error', onError)
+          const { address, port } = server.address() as AddressInfo
+          const host = address.includes(':') ? `[${address}]` : address
+          const url = `http://${host}:${port}`
+          logger.info({ url, instances: config.instances.map((i) => `${i.name}=${i.url}`) }, 'listening')
+          resolve(url)
+        })
+      })
+    },
+    close(drainTimeoutMs = config.server.drainTimeoutMs) {
+      closing ??= drain(drainTimeoutMs)
+      return closing
+    },
+  }
+}

@@ -1,0 +1,50 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Instance } from '../balancer/instance.js'
+import type { Route } from './routes.js'
+
+/**
+ * One client request and its response, as it moves through corral. Created once per request;
+ * everything the stages learn (body, model, chosen instance, timings) is recorded here.
+ */
+export class Exchange {
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  readonly id: string
+  readonly route: Route
+  /** Request target as sent by the client (path and query). */
+  readonly target: string
+  /** `performance.now()` when the request arrived. */
+  readonly startedAt: number
+  /** Aborted when the client goes away, which cancels the upstream request at once. */
+  readonly abort = new AbortController()
+  /** The request body, when it was read whole (undefined: none, or streamed through). */
+  body: Buffer | undefined
+  /** The parsed JSON body, when the route reads one. */
+  json: Record<string, unknown> | undefined
+  /** The `model` field of the body, if any. */
+  model: string | undefined
+  /** The instance that answered (or was tried last). */
+  instance: Instance | undefined
+  /** Upstream attempts made. */
+  attempts = 0
+  /** `performance.now()` when the response headers went to the client; 0 until then. */
+  firstByteAt = 0
+  /** Set when the client closed the connection before the response was complete. */
+  clientGone = false
+  /** Why the response failed after it started, for the log. */
+  error: string | undefined
+
+  constructor(req: IncomingMessage, res: ServerResponse, id: string, route: Route, startedAt: number) {
+    this.req = req
+    this.res = res
+    this.id = id
+    this.route = route
+    this.target = req.url ?? '/'
+    this.startedAt = startedAt
+  }
+
+  /** Whether the request can be sent again to another instance (its body was read whole). */
+  get replayable(): boolean {
+    return !this.route.streamsBody
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Header rewriting in both directions. Hop-by-hop headers (RFC 9110 section 7.6.1) describe one
+ * connection and are never forwarded: the fixed list below plus every header the `Connection`
+ * header names.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
+
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+])
+
+/** Headers corral sets itself on the way to an instance (undici sets host and content-length). */
+const REPLACED_UPSTREAM: ReadonlySet<string> = new Set([
+  'host',
+  'content-length',
+  'expect',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-request-id',
+])
+
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined
+  let tokens: Set<string> | undefined
+  for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
+    const token = part.trim().toLowerCase()
+    if (token !== '' && token !== 'close' && token !== 'keep-alive') (tokens ??= new Set()).add(token)
+  }
+  return tokens
+}
+
+export interface ForwardInfo {
+  requestId: string
+  clientAddress: string | undefined
+  /** Keep the client's content-length: the body is streamed through as it is. */
+  streamedBody: boolean
+}
+
+/** The headers to send to an instance for a client's request. */
+export function upstreamRequestHeaders(headers: IncomingHttpHeaders, info: ForwardInfo): Record<string, string | string[]> {
+  const named = connectionTokens(headers.connection)
+  const out: Record<string, string | string[]> = {}
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name)) continue
+    if (REPLACED_UPSTREAM.has(name) && !(name === 'content-length' && info.streamedBody)) continue
+    out[name] = value
+  }
+  const prior = headers['x-forwarded-for']
+  const client = info.clientAddress ?? 'unknown'
+  out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${client}` : client
+  out['x-forwarded-proto'] = 'http'
+  if (headers.host !== undefined) out['x-forwarded-host'] = headers.host
+  out['x-request-id'] = info.requestId
+  return out
+}
+
+/** The headers to send to the client for an instance's response. */
+export function clientResponseHeaders(
+  headers: Record<string, string | string[] | undefined>,
+  requestId: string,
+): OutgoingHttpHeaders {
+  const named = connectionTokens(headers.connection)
+  const out: OutgoingHttpHeaders = {}
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name)) continue
+    out[name] = value
+  }
+  out['x-request-id'] = requestId
+  return out
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:@/+=-]{1,128}$/
+
+/** The client's `X-Request-Id` when it is sane, else undefined (one is generated). */
+export function acceptedRequestId(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' && REQUEST_ID_RE.test(value) ? value : undefined
+}

@@ -1,0 +1,288 @@
+/**
+ * Forwarding: reads and checks the request, lets the cache answer or forwards it to an instance
+ * chosen by the balancer, fails over while nothing has reached the client, and relays the answer
+ * chunk by chunk as it arrives.
+ */
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
+import type { Dispatcher } from 'undici'
+import type { Logger } from 'pino'
+import type { Balancer } from '../balancer/balancer.js'
+import type { Instance } from '../balancer/instance.js'
+import type { RequestCache } from '../cache/request-cache.js'
+import type { Config } from '../config/config.js'
+import {
+  CorralError,
+  attemptsFailed,
+  busyFailure,
+  errorBody,
+  noInstance,
+  upstreamFailure,
+  type UpstreamFailure,
+} from './errors.js'
+import { Exchange } from './exchange.js'
+import { acceptedRequestId, clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { parseFields, readBody } from './request-body.js'
+import { pathnameOf, routeFor } from './routes.js'
+
+export interface ProxyDeps {
+  balancer: Balancer
+  cache: RequestCache
+  logger: Logger
+  config: Config['proxy']
+}
+
+/** The outcome of one attempt at one instance: relayed (or the client left), or a failure before any byte. */
+type Attempt = undefined | UpstreamFailure
+
+/** 503 bodies are short; more than this is not kept for the final answer. */
+const MAX_BUSY_BODY_BYTES = 4096
+
+export class Proxy {
+  readonly #balancer: Balancer
+  readonly #cache: RequestCache
+  readonly #logger: Logger
+  readonly #config: Config['proxy']
+  readonly #forward = (ex: Exchange): Promise<void> => this.#forwardWithFailover(ex)
+  #active = 0
+  #idle: (() => void)[] = []
+
+  constructor(deps: ProxyDeps) {
+    this.#balancer = deps.balancer
+    this.#cache = deps.cache
+    this.#logger = deps.logger
+    this.#config = deps.config
+  }
+
+  /** Requests being handled right now. */
+  get active(): number {
+    return this.#active
+  }
+
+  /** Resolves when no request is being handled. */
+  whenIdle(): Promise<void> {
+    if (this.#active === 0) return Promise.resolve()
+    return new Promise((resolve) => this.#idle.push(resolve))
+  }
+
+  /** Handles one client request to the Ollama API. Never rejects. */
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const startedAt = performance.now()
+    const id = acceptedRequestId(req.headers['x-request-id']) ?? randomUUID()
+    const route = routeFor(pathnameOf(req.url ?? '/'), req.headers['content-type'])
+    const ex = new Exchange(req, res, id, route, startedAt)
+    res.setHeader('x-request-id', id)
+    res.once('close', () => {
+      if (!res.writableFinished) {
+        ex.clientGone = true
+        ex.abort.abort()
+      }
+    })
+    this.#active++
+    try {
+      if (!route.streamsBody) {
+        ex.body = await readBody(req, this.#config.maxBodyBytes)
+        if (route.readsJson) {
+          const fields = parseFields(ex.body)
+          if (fields !== undefined) {
+            ex.json = fields.json
+            ex.model = fields.model
+          }
+        }
+      }
+      await this.#cache.handle(ex, this.#forward)
+    } catch (err) {
+      this.#answerError(ex, err)
+    } finally {
+      this.#log(ex)
+      if (--this.#active === 0 && this.#idle.length > 0) {
+        const waiting = this.#idle
+        this.#idle = []
+        for (const resolve of waiting) resolve()
+      }
+    }
+  }
+
+  async #forwardWithFailover(ex: Exchange): Promise<void> {
+    const maxAttempts = ex.replayable ? this.#config.maxAttempts : 1
+    let tried: Set<Instance> | undefined
+    let failures: { instance: string; failure: UpstreamFailure }[] | undefined
+    while (ex.attempts < maxAttempts && !ex.clientGone) {
+      const instance = this.#balancer.pick(tried)
+      if (instance === undefined) break
+      ex.attempts++
+      ex.instance = instance
+      const failure = await this.#attempt(ex, instance)
+      if (failure === undefined) return
+      ;(failures ??= []).push({ instance: instance.name, failure })
+      ;(tried ??= new Set()).add(instance)
+      this.#logger.warn(
+        { req: ex.id, instance: instance.name, attempt: ex.attempts, kind: failure.kind, err: failure.message },
+        'attempt failed',
+      )
+      if (!failure.retryable) break
+    }
+    if (ex.clientGone) return
+    throw failures === undefined ? noInstance(this.#balancer.instances.length) : attemptsFailed(failures)
+  }
+
+  /** Sends the request to one instance and relays the answer; a failure before any byte is returned. */
+  async #attempt(ex: Exchange, instance: Instance): Promise<Attempt> {
+    instance.inFlight++
+    instance.requests++
+    try {
+      let upstream: Dispatcher.ResponseData
+      try {
+        upstream = await instance.pool.request({
+          method: ex.req.method as Dispatcher.HttpMethod,
+          path: ex.target,
+          headers: upstreamRequestHeaders(ex.req.headers, {
+            requestId: ex.id,
+            clientAddress: ex.req.socket.remoteAddress,
+            streamedBody: ex.route.streamsBody,
+          }),
+          body: ex.route.streamsBody ? ex.req : ex.body !== undefined && ex.body.length > 0 ? ex.body : null,
+          signal: ex.abort.signal,
+          headersTimeout: this.#config.firstByteTimeoutMs,
+          bodyTimeout: this.#config.idleTimeoutMs,
+        })
+      } catch (err) {
+        if (ex.clientGone) return undefined
+        return this.#failed(instance, upstreamFailure(err))
+      }
+      if (upstream.statusCode === 503 && ex.replayable) {
+        // Ollama's queue is full (or it is loading): try elsewhere; the last 503 is reported.
+        const detail = await busyDetail(upstream.body)
+        return this.#failed(instance, busyFailure(detail))
+      }
+      await this.#relay(ex, upstream)
+      return undefined
+    } finally {
+      instance.inFlight--
+    }
+  }
+
+  #failed(instance: Instance, failure: UpstreamFailure): UpstreamFailure {
+    instance.failures++
+    instance.lastError = failure.message
+    return failure
+  }
+
+  /**
+   * Writes the instance's status and headers, then every body chunk as it arrives, with
+   * backpressure. A failure after the headers went out cannot be retried: a stream gets a last
+   * `{"error": ...}` line (what Ollama itself does), anything else is cut so the client sees an
+   * incomplete response rather than a silently truncated 200.
+   */
+  #relay(ex: Exchange, upstream: Dispatcher.ResponseData): Promise<void> {
+    const { res } = ex
+    const body = upstream.body
+    res.writeHead(upstream.statusCode, clientResponseHeaders(upstream.headers, ex.id))
+    ex.firstByteAt = performance.now()
+    return new Promise<void>((resolve) => {
+      let lastByte = 0x0a
+      const onDrain = (): void => {
+        body.resume()
+      }
+      res.on('drain', onDrain)
+      body.on('data', (chunk: Buffer) => {
+        lastByte = chunk[chunk.length - 1] ?? lastByte
+        if (!res.write(chunk)) body.pause()
+      })
+      body.once('end', () => {
+        res.off('drain', onDrain)
+        res.end()
+        resolve()
+      })
+      body.once('error', (err: Error) => {
+        res.off('drain', onDrain)
+        if (ex.clientGone) return resolve()
+        const failure = upstreamFailure(err)
+        ex.error = failure.message
+        ex.instance!.failures++
+        ex.instance!.lastError = failure.message
+        const message = `upstream ${ex.instance!.name} failed mid-response: ${failure.message}`
+        const type = String(upstream.headers['content-type'] ?? '')
+        if (type.includes('ndjson')) {
+          res.end(`${lastByte === 0x0a ? '' : '\n'}${errorBody(message, 'ollama', 502)}\n`)
+        } else if (type.includes('text/event-stream')) {
+          res.end(`${lastByte === 0x0a ? '' : '\n\n'}data: ${errorBody(message, 'openai', 502)}\n\n`)
+        } else {
+          res.destroy()
+        }
+        resolve()
+      })
+    })
+  }
+
+  #answerError(ex: Exchange, err: unknown): void {
+    const { res } = ex
+    // A client that hung up while sending its body: nobody to answer.
+    if (ex.clientGone || (!(err instanceof CorralError) && ex.req.destroyed)) {
+      ex.clientGone = true
+      return
+    }
+    const error =
+      err instanceof CorralError
+        ? err
+        : new CorralError('CORRAL_UPSTREAM_FAILED', 500, `internal error: ${err instanceof Error ? err.message : String(err)}`)
+    if (!(err instanceof CorralError)) this.#logger.error({ req: ex.id, err }, 'unexpected error')
+    ex.error = error.message
+    if (res.headersSent) {
+      res.destroy()
+      return
+    }
+    const body = errorBody(error.message, ex.route.dialect, error.status)
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    }
+    if (error.retryAfterSeconds !== undefined) headers['retry-after'] = error.retryAfterSeconds
+    // The rest of an oversized body is not worth reading: close the connection after answering.
+    if (error.code === 'CORRAL_BODY_TOO_LARGE') headers.connection = 'close'
+    res.writeHead(error.status, headers)
+    res.end(body)
+  }
+
+  #log(ex: Exchange): void {
+    if (!this.#logger.isLevelEnabled('info')) return
+    const ms = performance.now() - ex.startedAt
+    this.#logger.info(
+      {
+        req: ex.id,
+        method: ex.req.method,
+        path: ex.target,
+        route: ex.route.name,
+        model: ex.model,
+        status: ex.res.statusCode,
+        instance: ex.instance?.name,
+        attempts: ex.attempts,
+        ms: Math.round(ms * 10) / 10,
+        ttfb_ms: ex.firstByteAt > 0 ? Math.round((ex.firstByteAt - ex.startedAt) * 10) / 10 : undefined,
+        client_gone: ex.clientGone || undefined,
+        err: ex.error,
+      },
+      'request',
+    )
+  }
+}
+
+/** Reads a 503's body (bounded) for the error message, e.g. Ollama's "server busy ..." text. */
+async function busyDetail(body: Dispatcher.ResponseData['body']): Promise<string> {
+  let text = ''
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (text.length < MAX_BUSY_BODY_BYTES) text += chunk.toString('utf8')
+    }
+  } catch {
+    return 'service unavailable'
+  }
+  try {
+    const parsed = JSON.parse(text) as { error?: unknown }
+    if (typeof parsed.error === 'string') return parsed.error
+  } catch {
+    // not JSON: use the text itself
+  }
+  return text.trim().slice(0, 200) || 'service unavailable'
+}

@@ -1,0 +1,66 @@
+import type { IncomingMessage } from 'node:http'
+import { badRequest, bodyTooLarge } from './errors.js'
+
+/**
+ * Reads a request body whole, refusing it with 413 as soon as it passes `maxBytes` (a declared
+ * Content-Length over the limit is refused before reading anything). Bodies are read once so a
+ * request can be re-sent to another instance on failover.
+ */
+export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = req.headers['content-length']
+  if (declared !== undefined && Number(declared) > maxBytes) throw bodyTooLarge(maxBytes)
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > maxBytes) throw bodyTooLarge(maxBytes)
+    chunks.push(chunk)
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
+}
+
+/** The fields corral reads from a JSON body; everything else passes through untouched. */
+export interface RequestFields {
+  json: Record<string, unknown>
+  model: string | undefined
+}
+
+/**
+ * Parses a JSON request body and checks the types of the fields corral reads, so a bad request is
+ * refused here with a clear 400 instead of confusing an instance. An empty body is left for the
+ * instance to refuse (Ollama answers `missing request body`).
+ */
+export function parseFields(body: Buffer): RequestFields | undefined {
+  if (body.length === 0) return undefined
+  let json: unknown
+  try {
+    json = JSON.parse(body.toString('utf8'))
+  } catch (err) {
+    throw badRequest(`invalid JSON in request body: ${(err as Error).message}`)
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw badRequest(`request body must be a JSON object, got ${json === null ? 'null' : Array.isArray(json) ? 'an array' : typeof json}`)
+  }
+  const fields = json as Record<string, unknown>
+  const { model, options, messages, stream } = fields
+  if (model !== undefined && model !== null && typeof model !== 'string') {
+    throw badRequest(`model must be a string, got ${describe(model)}`)
+  }
+  if (options !== undefined && options !== null && (typeof options !== 'object' || Array.isArray(options))) {
+    throw badRequest(`options must be an object, got ${describe(options)}`)
+  }
+  if (messages !== undefined && messages !== null && !Array.isArray(messages)) {
+    throw badRequest(`messages must be an array, got ${describe(messages)}`)
+  }
+  if (stream !== undefined && stream !== null && typeof stream !== 'boolean') {
+    throw badRequest(`stream must be true or false, got ${describe(stream)}`)
+  }
+  return { json: fields, model: typeof model === 'string' ? model : undefined }
+}
+
+function describe(value: unknown): string {
+  if (Array.isArray(value)) return 'an array'
+  if (value === null) return 'null'
+  const text = JSON.stringify(value)
+  return `${typeof value} ${text.length > 40 ? `${text.slice(0, 40)}...` : text}`
+}

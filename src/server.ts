@@ -1,0 +1,78 @@
+/**
+ * The HTTP server clients talk to: corral's own routes (`/healthz`, `/readyz`, Ollama's `/`
+ * heartbeat) are answered here, everything else goes to the proxy. Timeouts are set so that they
+ * actually fire: Node checks header and request timeouts only every `connectionsCheckingInterval`
+ * (30 s by default), which would let a slowloris client hold a socket for half a minute.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { Config } from './config/config.js'
+import type { Readiness } from './balancer/readiness.js'
+import type { Proxy } from './proxy/proxy.js'
+import { pathnameOf } from './proxy/routes.js'
+
+export interface ServerParts {
+  proxy: Proxy
+  readiness: Readiness
+  /** True once shutdown began: responses then ask clients to close their connection. */
+  draining: () => boolean
+}
+
+const OLLAMA_IS_RUNNING = 'Ollama is running'
+
+export function createHttpServer(config: Config['server'], parts: ServerParts): Server {
+  const server = createServer(
+    {
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      keepAliveTimeout: config.keepAliveTimeoutMs,
+      maxHeaderSize: config.maxHeaderBytes,
+      connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
+      noDelay: true,
+    },
+    (req, res) => {
+      if (parts.draining()) res.setHeader('connection', 'close')
+      const path = pathnameOf(req.url ?? '/')
+      const isRead = req.method === 'GET' || req.method === 'HEAD'
+      if (isRead && path === '/') return answer(res, req, 200, 'text/plain; charset=utf-8', OLLAMA_IS_RUNNING)
+      if (isRead && path === '/healthz') return answer(res, req, 200, 'application/json', '{"status":"ok"}')
+      if (isRead && path === '/readyz') return void ready(req, res, parts.readiness)
+      void parts.proxy.handle(req, res)
+    },
+  )
+  server.on('clientError', onClientError)
+  return server
+}
+
+function answer(res: ServerResponse, req: IncomingMessage, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) })
+  res.end(req.method === 'HEAD' ? undefined : body)
+}
+
+async function ready(req: IncomingMessage, res: ServerResponse, readiness: Readiness): Promise<void> {
+  const probes = await readiness.check()
+  const ok = probes.some((p) => p.reachable)
+  const body = JSON.stringify({ status: ok ? 'ready' : 'unavailable', instances: probes })
+  answer(res, req, ok ? 200 : 503, 'application/json', body)
+}
+
+/**
+ * Malformed requests, oversized headers and timeouts are answered in Ollama's error shape before
+ * the connection is closed (Node's default answers with an empty body).
+ */
+function onClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable || (err.code === 'ECONNRESET' && socket.destroyed)) {
+    socket.destroy()
+    return
+  }
+  const [status, reason, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'request headers are too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'request not received in time']
+        : [400, 'Bad Request', `malformed request: ${err.code ?? err.message}`]
+  const body = JSON.stringify({ error: message })
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  )
+}

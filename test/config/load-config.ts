@@ -1,0 +1,167 @@
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { ConfigError, configFromObject, loadConfig, ollamaHostOrigin } from '../../src/config/load-config.js'
+import { configJsonSchemaText } from '../../src/config/json-schema.js'
+import { maskSecrets } from '../../src/config/mask-secrets.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'corral-config-'))
+let n = 0
+function yamlFile(text: string): string {
+  const file = join(dir, `c${n++}.yaml`)
+  writeFileSync(file, text)
+  return file
+}
+
+/** The problems a config object is rejected with. */
+function problems(raw: Record<string, unknown>): readonly string[] {
+  try {
+    configFromObject(raw)
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems
+    throw err
+  }
+  return []
+}
+
+t.test('defaults: listen 127.0.0.1:11435, one instance at 127.0.0.1:11434, memory cache', async (t) => {
+  const { config } = loadConfig({ env: {} })
+  t.same(config.listen, { host: '127.0.0.1', port: 11435 })
+  t.same(config.instances, [{ name: '127.0.0.1:11434', url: 'http://127.0.0.1:11434', weight: 1, maxConcurrency: undefined }])
+  t.equal(config.redis, undefined)
+  t.equal(config.logLevel, 'info')
+  t.equal(config.balancer.policy, 'round-robin')
+  t.same(config.proxy, {
+    maxAttempts: 3,
+    maxBodyBytes: 32 * 1024 * 1024,
+    connectTimeoutMs: 5000,
+    firstByteTimeoutMs: 300_000,
+    idleTimeoutMs: 300_000,
+    connectionsPerInstance: 128,
+  })
+  t.equal(config.server.drainTimeoutMs, 30_000)
+  t.equal(config.server.headersTimeoutMs, 10_000)
+  t.ok(Object.isFrozen(config) && Object.isFrozen(config.instances[0]), 'frozen')
+})
+
+t.test('OLLAMA_HOST gives the default instance, read like the Ollama client does', async (t) => {
+  t.equal(loadConfig({ env: { OLLAMA_HOST: 'gpu-box' } }).config.instances[0]!.url, 'http://gpu-box:11434')
+  t.equal(ollamaHostOrigin('10.0.0.5:9000'), 'http://10.0.0.5:9000')
+  t.equal(ollamaHostOrigin('https://ollama.example'), 'https://ollama.example')
+  t.equal(ollamaHostOrigin('http://h'), 'http://h')
+  t.equal(ollamaHostOrigin(''), 'http://127.0.0.1:11434')
+  t.equal(ollamaHostOrigin(undefined), 'http://127.0.0.1:11434')
+  const file = yamlFile('instances:\n  - url: http://from-file:11434\n')
+  t.equal(loadConfig({ file, env: { OLLAMA_HOST: 'ignored' } }).config.instances[0]!.url, 'http://from-file:11434', 'a file wins')
+})
+
+t.test('precedence: flags > environment > file > defaults', async (t) => {
+  const file = yamlFile('listen: 127.0.0.1:1001\nlog: { level: warn }\ninstances:\n  - url: http://file:1\n')
+  const env = { CORRAL_LISTEN: '127.0.0.1:1002', CORRAL_INSTANCES: 'http://env:1, http://env:2', CORRAL_LOG_LEVEL: 'error', CORRAL_REDIS_URL: 'redis://env:6379' }
+  const fromFile = loadConfig({ file, env: {} }).config
+  t.equal(fromFile.listen.port, 1001)
+  t.equal(fromFile.logLevel, 'warn')
+  const fromEnv = loadConfig({ file, env }).config
+  t.equal(fromEnv.listen.port, 1002)
+  t.same(fromEnv.instances.map((i) => i.url), ['http://env:1', 'http://env:2'])
+  t.equal(fromEnv.logLevel, 'error')
+  t.equal(fromEnv.redis?.url, 'redis://env:6379')
+  const fromFlags = loadConfig({ file, env, flags: { listen: '127.0.0.1:1003', instances: 'http://flag:1', logLevel: 'debug', redis: 'redis://flag:6379' } }).config
+  t.equal(fromFlags.listen.port, 1003)
+  t.same(fromFlags.instances.map((i) => i.url), ['http://flag:1'])
+  t.equal(fromFlags.logLevel, 'debug')
+  t.equal(fromFlags.redis?.url, 'redis://flag:6379')
+  t.equal(loadConfig({ env: { CORRAL_CONFIG: file } }).config.listen.port, 1001, 'CORRAL_CONFIG names the file')
+})
+
+t.test('${ENV} interpolation in string values', async (t) => {
+  const file = yamlFile('instances:\n  - url: http://${GPU_HOST}:11434\n    name: ${NAME:-gpu}\nredis:\n  url: redis://:${PW}@r:6379\nlisten: "127.0.0.1:$${X}"\n')
+  const { config } = configFromObjectFile(file, { GPU_HOST: 'box', PW: 's3cret' })
+  t.equal(config.instances[0]!.url, 'http://box:11434')
+  t.equal(config.instances[0]!.name, 'gpu', 'default after :-')
+  t.equal(config.redis?.url, 'redis://:s3cret@r:6379')
+  t.throws(() => loadConfig({ file, env: { PW: 'x' } }), { problems: ['instances[0].url references ${GPU_HOST}, which is not set'] })
+})
+
+function configFromObjectFile(file: string, env: Record<string, string>) {
+  try {
+    return loadConfig({ file, env })
+  } catch (err) {
+    // the literal $${X} is not a valid listen value; everything else must be fine
+    t.match((err as ConfigError).problems, ['listen must be host:port (or [ipv6]:port), got "127.0.0.1:${X}"'])
+    return loadConfig({ file, env, flags: { listen: '127.0.0.1:1' } })
+  }
+}
+
+t.test('one rule per field, each reported with its path, all at once', async (t) => {
+  const cases: [string, Record<string, unknown>, string][] = [
+    ['listen', { listen: 'nope' }, 'listen must be host:port (or [ipv6]:port), got "nope"'],
+    ['listen port range', { listen: '127.0.0.1:70000' }, 'listen must be host:port (or [ipv6]:port), got "127.0.0.1:70000"'],
+    ['url with path', { instances: [{ url: 'http://a:1/x' }] }, 'instances[0].url must be an http(s) origin without a path, got "http://a:1/x"'],
+    ['url scheme', { instances: [{ url: 'ftp://a' }] }, 'instances[0].url must be an http(s) origin without a path, got "ftp://a"'],
+    ['url missing', { instances: [{ name: 'x' }] }, 'instances[0].url is required'],
+    ['url type', { instances: [{ url: 5 }] }, 'instances[0].url must be a string, got number 5'],
+    ['no instances', { instances: [] }, 'instances must list at least one instance'],
+    ['name', { instances: [{ url: 'http://a:1', name: 'has space' }] }, 'instances[0].name must be 1-64 letters, digits or . _ : -, got "has space"'],
+    ['weight', { instances: [{ url: 'http://a:1', weight: 0 }] }, 'instances[0].weight must be a number above 0, got 0'],
+    ['max_concurrency', { instances: [{ url: 'http://a:1', max_concurrency: 1.5 }] }, 'instances[0].max_concurrency must be a whole number, got number 1.5'],
+    ['unknown key', { instances: [{ url: 'http://a:1', wieght: 2 }] }, 'instances[0] has unknown key "wieght"'],
+    ['top-level unknown key', { lisen: 'x' }, '(top level) has unknown key "lisen"'],
+    ['duplicate name', { instances: [{ url: 'http://a:1', name: 'x' }, { url: 'http://b:1', name: 'x' }] }, 'instances[1].name duplicates the name of instances[0]: "x"'],
+    ['duplicate url', { instances: [{ url: 'http://a:1' }, { url: 'http://a:1/', name: 'other' }] }, 'instances[1].url duplicates the url of instances[0]: "http://a:1"'],
+    ['loop', { listen: '127.0.0.1:9999', instances: [{ url: 'http://localhost:9999' }] }, "instances[0].url points at corral's own listen address 127.0.0.1:9999; that would loop (is OLLAMA_HOST set to corral?)"],
+    ['redis url', { redis: { url: 'http://r' } }, 'redis.url must be a redis:// or rediss:// URL, got "http://r"'],
+    ['log level', { log: { level: 'loud' } }, 'log.level must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud"'],
+    ['policy', { balancer: { policy: 'random' } }, 'balancer.policy must be one of "round-robin", got "random"'],
+    ['max_attempts', { proxy: { max_attempts: 0 } }, 'proxy.max_attempts must be at least 1, got 0'],
+    ['duration', { proxy: { connect_timeout: '5 years' } }, 'proxy.connect_timeout must be a duration like "30s", "5m" or "250ms", got "5 years"'],
+    ['size', { proxy: { max_body_size: 'huge' } }, 'proxy.max_body_size must be a size like "32MiB", "64KiB" or a number of bytes, got "huge"'],
+    ['section type', { server: 'fast' }, 'server must be a mapping, got string "fast"'],
+  ]
+  for (const [name, raw, expected] of cases) t.same(problems(raw), [expected], name)
+  t.equal(problems({ listen: 'x', instances: [{ url: 'y' }], log: { level: 'z' } }).length, 3, 'every problem at once')
+})
+
+t.test('YAML syntax errors and non-mapping files', async (t) => {
+  const broken = yamlFile('listen: [unclosed\n')
+  t.throws(() => loadConfig({ file: broken, env: {} }), { name: 'ConfigError', code: 'CORRAL_INVALID_CONFIG' })
+  try {
+    loadConfig({ file: broken, env: {} })
+  } catch (err) {
+    t.match((err as ConfigError).problems[0], new RegExp(`^${broken.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: `))
+  }
+  t.throws(() => loadConfig({ file: yamlFile('- a\n- b\n'), env: {} }), { problems: [/must be a YAML mapping of settings, got a list/] })
+  t.throws(() => loadConfig({ file: join(dir, 'missing.yaml'), env: {} }), { problems: [/missing\.yaml: no such file$/] })
+  t.same(loadConfig({ file: yamlFile(''), env: {} }).config.listen.port, 11435, 'an empty file means defaults')
+})
+
+t.test('every file in config/ loads', async (t) => {
+  const files = readdirSync('config').filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'))
+  t.ok(files.includes('corral.yaml') && files.includes('corral.example.yaml'))
+  for (const f of files) {
+    const { config } = loadConfig({ file: join('config', f), env: {} })
+    t.ok(config.instances.length > 0, f)
+  }
+  t.equal(loadConfig({ file: 'config/corral.yaml', env: {} }).config.listen.port, 11435, 'npm start listens on 11435')
+})
+
+t.test('the example config names every key the schema knows', async (t) => {
+  const example = readFileSync('config/corral.example.yaml', 'utf8')
+  const schema = JSON.parse(configJsonSchemaText()) as { properties: Record<string, { properties?: Record<string, unknown>; items?: { properties: Record<string, unknown> } }> }
+  for (const [key, sub] of Object.entries(schema.properties)) {
+    t.match(example, new RegExp(`^${key}:`, 'm'), key)
+    const inner = sub.properties ?? sub.items?.properties ?? {}
+    for (const k of Object.keys(inner)) t.match(example, new RegExp(`^\\s+(- )?${k}:`, 'm'), `${key}.${k}`)
+  }
+})
+
+t.test('config/corral.schema.json is in sync with the zod schema (npm run schema)', async (t) => {
+  t.equal(readFileSync('config/corral.schema.json', 'utf8'), configJsonSchemaText())
+})
+
+t.test('secrets are masked for printing', async (t) => {
+  const { effective } = configFromObject({ redis: { url: 'redis://user:pw@r:6379/0' } })
+  t.equal(maskSecrets(effective).redis?.url, 'redis://user:***@r:6379/0')
+  t.equal(effective.redis?.url, 'redis://user:pw@r:6379/0', 'the original is untouched')
+})

@@ -1,0 +1,53 @@
+import t from 'tap'
+import { acceptedRequestId, clientResponseHeaders, upstreamRequestHeaders } from '../../src/proxy/headers.js'
+
+t.test('hop-by-hop request headers are dropped, X-Forwarded-* set', async (t) => {
+  const out = upstreamRequestHeaders(
+    {
+      host: 'corral:11435',
+      connection: 'keep-alive, X-Private',
+      'keep-alive': 'timeout=5',
+      'x-private': 'secret',
+      te: 'trailers',
+      'transfer-encoding': 'chunked',
+      upgrade: 'h2c',
+      'proxy-authorization': 'Basic x',
+      'content-length': '12',
+      expect: '100-continue',
+      authorization: 'Bearer k',
+      'content-type': 'application/json',
+      'x-forwarded-for': '10.0.0.1',
+    },
+    { requestId: 'r1', clientAddress: '127.0.0.1', streamedBody: false },
+  )
+  t.same(out, {
+    authorization: 'Bearer k',
+    'content-type': 'application/json',
+    'x-forwarded-for': '10.0.0.1, 127.0.0.1',
+    'x-forwarded-proto': 'http',
+    'x-forwarded-host': 'corral:11435',
+    'x-request-id': 'r1',
+  })
+})
+
+t.test('a streamed body keeps its content-length', async (t) => {
+  const out = upstreamRequestHeaders({ 'content-length': '99' }, { requestId: 'r', clientAddress: undefined, streamedBody: true })
+  t.equal(out['content-length'], '99')
+  t.equal(out['x-forwarded-for'], 'unknown')
+})
+
+t.test('hop-by-hop response headers are dropped, X-Request-Id set', async (t) => {
+  const out = clientResponseHeaders(
+    { 'content-type': 'application/x-ndjson', connection: 'x-hop', 'x-hop': '1', 'keep-alive': 'timeout=4', 'transfer-encoding': 'chunked', 'set-cookie': ['a=1', 'b=2'] },
+    'rid',
+  )
+  t.same(out, { 'content-type': 'application/x-ndjson', 'set-cookie': ['a=1', 'b=2'], 'x-request-id': 'rid' })
+})
+
+t.test('request ids from clients are accepted only when sane', async (t) => {
+  t.equal(acceptedRequestId('abc-123'), 'abc-123')
+  t.equal(acceptedRequestId('has space'), undefined)
+  t.equal(acceptedRequestId('x'.repeat(129)), undefined)
+  t.equal(acceptedRequestId(['a', 'b']), undefined)
+  t.equal(acceptedRequestId(undefined), undefined)
+})

@@ -215,9 +215,11 @@ export const configSchema = z
     })
   })
 
-function sameHost(a: string, b: string): boolean {
-  const loopback = (h: string) => h === 'localhost' || h === '127.0.0.1' || h === '[::1]' || h === '::1'
-  return a === b || (loopback(a) && loopback(b))
+/** Whether an instance host reaches the listen host: equal, both loopback, or listening on all addresses. */
+function sameHost(instanceHost: string, listenHost: string): boolean {
+  const loopback = (h: string): boolean => h === 'localhost' || h.startsWith('127.') || h === '[::1]' || h === '::1'
+  const wildcard = listenHost === '0.0.0.0' || listenHost === '::'
+  return instanceHost === listenHost || (loopback(instanceHost) && (loopback(listenHost) || wildcard))
 }
 
 /** The configuration as written in YAML, with every default filled in. */

@@ -12,8 +12,8 @@ function fleet(weights: number[], maxConcurrency = Infinity): Instance[] {
         weight,
         inFlight: 0,
         maxConcurrency,
-        get full() {
-          return this.inFlight >= this.maxConcurrency
+        get full(): boolean {
+          return (this as Instance).inFlight >= (this as Instance).maxConcurrency
         },
       }) as unknown as Instance,
   )

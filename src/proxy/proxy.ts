@@ -204,9 +204,11 @@ export class Proxy {
         ex.instance!.lastError = failure.message
         const message = `upstream ${ex.instance!.name} failed mid-response: ${failure.message}`
         const type = String(upstream.headers['content-type'] ?? '')
-        if (type.includes('ndjson')) {
+        // An error line can only be appended to a chunked body; a declared length is cut instead.
+        const chunked = upstream.headers['content-length'] === undefined
+        if (chunked && type.includes('ndjson')) {
           res.end(`${lastByte === 0x0a ? '' : '\n'}${errorBody(message, 'ollama', 502)}\n`)
-        } else if (type.includes('text/event-stream')) {
+        } else if (chunked && type.includes('text/event-stream')) {
           res.end(`${lastByte === 0x0a ? '' : '\n\n'}data: ${errorBody(message, 'openai', 502)}\n\n`)
         } else {
           res.destroy()

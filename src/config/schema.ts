@@ -181,6 +181,15 @@ export const configSchema = z
       .meta({ description: 'The HTTP server clients talk to.' }),
   })
   .superRefine((cfg, ctx) => {
+    const headersMs = parseDuration(cfg.server.headers_timeout)
+    const requestMs = parseDuration(cfg.server.request_timeout)
+    if (headersMs !== undefined && requestMs !== undefined && requestMs > 0 && headersMs > requestMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['server', 'headers_timeout'],
+        message: `must not be longer than server.request_timeout (${show(cfg.server.request_timeout)}), got ${show(cfg.server.headers_timeout)}`,
+      })
+    }
     const names = new Map<string, number>()
     const urls = new Map<string, number>()
     const listen = parseHostPort(cfg.listen)

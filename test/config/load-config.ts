@@ -118,6 +118,7 @@ t.test('one rule per field, each reported with its path, all at once', async (t)
     ['max_attempts', { proxy: { max_attempts: 0 } }, 'proxy.max_attempts must be at least 1, got 0'],
     ['duration', { proxy: { connect_timeout: '5 years' } }, 'proxy.connect_timeout must be a duration like "30s", "5m" or "250ms", got "5 years"'],
     ['size', { proxy: { max_body_size: 'huge' } }, 'proxy.max_body_size must be a size like "32MiB", "64KiB" or a number of bytes, got "huge"'],
+    ['headers within request timeout', { server: { headers_timeout: '20m', request_timeout: '1m' } }, 'server.headers_timeout must not be longer than server.request_timeout ("1m"), got "20m"'],
     ['section type', { server: 'fast' }, 'server must be a mapping, got string "fast"'],
   ]
   for (const [name, raw, expected] of cases) t.same(problems(raw), [expected], name)

@@ -15,8 +15,8 @@ export class Exchange {
   readonly target: string
   /** `performance.now()` when the request arrived. */
   readonly startedAt: number
-  /** Aborted when the client goes away, which cancels the upstream request at once. */
-  readonly abort = new AbortController()
+  /** The attempt in progress, cancelled at once when the client goes away. */
+  upstream: { cancel(): void } | undefined
   /** The request body, when it was read whole (undefined: none, or streamed through). */
   body: Buffer | undefined
   /** The parsed JSON body, when the route reads one. */

@@ -12,18 +12,11 @@ import type { Balancer } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
 import type { RequestCache } from '../cache/request-cache.js'
 import type { Config } from '../config/config.js'
-import {
-  CorralError,
-  attemptsFailed,
-  busyFailure,
-  errorBody,
-  noInstance,
-  upstreamFailure,
-  type UpstreamFailure,
-} from './errors.js'
+import { CorralError, attemptsFailed, errorBody, noInstance, type UpstreamFailure } from './errors.js'
 import { Exchange } from './exchange.js'
-import { acceptedRequestId, clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
-import { parseFields, readBody } from './request-body.js'
+import { acceptedRequestId, upstreamRequestHeaders } from './headers.js'
+import { UpstreamAttempt } from './upstream-attempt.js'
+import { BodyAborted, parseFields, readBody } from './request-body.js'
 import { pathnameOf, routeFor } from './routes.js'
 
 export interface ProxyDeps {
@@ -32,12 +25,6 @@ export interface ProxyDeps {
   logger: Logger
   config: Config['proxy']
 }
-
-/** The outcome of one attempt at one instance: relayed (or the client left), or a failure before any byte. */
-type Attempt = undefined | UpstreamFailure
-
-/** 503 bodies are short; more than this is not kept for the final answer. */
-const MAX_BUSY_BODY_BYTES = 4096
 
 export class Proxy {
   readonly #balancer: Balancer
@@ -76,7 +63,7 @@ export class Proxy {
     res.once('close', () => {
       if (!res.writableFinished) {
         ex.clientGone = true
-        ex.abort.abort()
+        ex.upstream?.cancel()
       }
     })
     this.#active++
@@ -128,13 +115,14 @@ export class Proxy {
   }
 
   /** Sends the request to one instance and relays the answer; a failure before any byte is returned. */
-  async #attempt(ex: Exchange, instance: Instance): Promise<Attempt> {
+  async #attempt(ex: Exchange, instance: Instance): Promise<UpstreamFailure | undefined> {
     instance.inFlight++
     instance.requests++
+    const attempt = new UpstreamAttempt(ex, instance)
+    ex.upstream = attempt
     try {
-      let upstream: Dispatcher.ResponseData
-      try {
-        upstream = await instance.pool.request({
+      instance.pool.dispatch(
+        {
           method: ex.req.method as Dispatcher.HttpMethod,
           path: ex.target,
           headers: upstreamRequestHeaders(ex.req.headers, {
@@ -143,85 +131,22 @@ export class Proxy {
             streamedBody: ex.route.streamsBody,
           }),
           body: ex.route.streamsBody ? ex.req : ex.body !== undefined && ex.body.length > 0 ? ex.body : null,
-          signal: ex.abort.signal,
           headersTimeout: this.#config.firstByteTimeoutMs,
           bodyTimeout: this.#config.idleTimeoutMs,
-        })
-      } catch (err) {
-        if (ex.clientGone) return undefined
-        return this.#failed(instance, upstreamFailure(err))
-      }
-      if (upstream.statusCode === 503 && ex.replayable) {
-        // Ollama's queue is full (or it is loading): try elsewhere; the last 503 is reported.
-        const detail = await busyDetail(upstream.body)
-        return this.#failed(instance, busyFailure(detail))
-      }
-      await this.#relay(ex, upstream)
-      return undefined
+        },
+        attempt,
+      )
+      return await attempt.done
     } finally {
+      ex.upstream = undefined
       instance.inFlight--
     }
-  }
-
-  #failed(instance: Instance, failure: UpstreamFailure): UpstreamFailure {
-    instance.failures++
-    instance.lastError = failure.message
-    return failure
-  }
-
-  /**
-   * Writes the instance's status and headers, then every body chunk as it arrives, with
-   * backpressure. A failure after the headers went out cannot be retried: a stream gets a last
-   * `{"error": ...}` line (what Ollama itself does), anything else is cut so the client sees an
-   * incomplete response rather than a silently truncated 200.
-   */
-  #relay(ex: Exchange, upstream: Dispatcher.ResponseData): Promise<void> {
-    const { res } = ex
-    const body = upstream.body
-    res.writeHead(upstream.statusCode, clientResponseHeaders(upstream.headers, ex.id))
-    ex.firstByteAt = performance.now()
-    return new Promise<void>((resolve) => {
-      let lastByte = 0x0a
-      const onDrain = (): void => {
-        body.resume()
-      }
-      res.on('drain', onDrain)
-      body.on('data', (chunk: Buffer) => {
-        lastByte = chunk[chunk.length - 1] ?? lastByte
-        if (!res.write(chunk)) body.pause()
-      })
-      body.once('end', () => {
-        res.off('drain', onDrain)
-        res.end()
-        resolve()
-      })
-      body.once('error', (err: Error) => {
-        res.off('drain', onDrain)
-        if (ex.clientGone) return resolve()
-        const failure = upstreamFailure(err)
-        ex.error = failure.message
-        ex.instance!.failures++
-        ex.instance!.lastError = failure.message
-        const message = `upstream ${ex.instance!.name} failed mid-response: ${failure.message}`
-        const type = String(upstream.headers['content-type'] ?? '')
-        // An error line can only be appended to a chunked body; a declared length is cut instead.
-        const chunked = upstream.headers['content-length'] === undefined
-        if (chunked && type.includes('ndjson')) {
-          res.end(`${lastByte === 0x0a ? '' : '\n'}${errorBody(message, 'ollama', 502)}\n`)
-        } else if (chunked && type.includes('text/event-stream')) {
-          res.end(`${lastByte === 0x0a ? '' : '\n\n'}data: ${errorBody(message, 'openai', 502)}\n\n`)
-        } else {
-          res.destroy()
-        }
-        resolve()
-      })
-    })
   }
 
   #answerError(ex: Exchange, err: unknown): void {
     const { res } = ex
     // A client that hung up while sending its body: nobody to answer.
-    if (ex.clientGone || (!(err instanceof CorralError) && ex.req.destroyed)) {
+    if (ex.clientGone || err instanceof BodyAborted) {
       ex.clientGone = true
       return
     }
@@ -268,23 +193,4 @@ export class Proxy {
       'request',
     )
   }
-}
-
-/** Reads a 503's body (bounded) for the error message, e.g. Ollama's "server busy ..." text. */
-async function busyDetail(body: Dispatcher.ResponseData['body']): Promise<string> {
-  let text = ''
-  try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      if (text.length < MAX_BUSY_BODY_BYTES) text += chunk.toString('utf8')
-    }
-  } catch {
-    return 'service unavailable'
-  }
-  try {
-    const parsed = JSON.parse(text) as { error?: unknown }
-    if (typeof parsed.error === 'string') return parsed.error
-  } catch {
-    // not JSON: use the text itself
-  }
-  return text.trim().slice(0, 200) || 'service unavailable'
 }

@@ -1,22 +1,55 @@
 import type { IncomingMessage } from 'node:http'
 import { badRequest, bodyTooLarge } from './errors.js'
 
+const EMPTY = Buffer.alloc(0)
+
+/** The client closed the connection before its body was complete. */
+export class BodyAborted extends Error {
+  constructor() {
+    super('client went away while sending the request body')
+  }
+}
+
 /**
  * Reads a request body whole, refusing it with 413 as soon as it passes `maxBytes` (a declared
  * Content-Length over the limit is refused before reading anything). Bodies are read once so a
  * request can be re-sent to another instance on failover.
  */
-export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = req.headers['content-length']
-  if (declared !== undefined && Number(declared) > maxBytes) throw bodyTooLarge(maxBytes)
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > maxBytes) throw bodyTooLarge(maxBytes)
-    chunks.push(chunk)
+  if (declared === undefined ? req.headers['transfer-encoding'] === undefined : declared === '0') {
+    return Promise.resolve(EMPTY)
   }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
+  if (declared !== undefined && Number(declared) > maxBytes) return Promise.reject(bodyTooLarge(maxBytes))
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const cleanup = (): void => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('close', onClose)
+      req.off('error', onClose)
+    }
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length
+      if (size > maxBytes) {
+        cleanup()
+        reject(bodyTooLarge(maxBytes))
+      } else chunks.push(chunk)
+    }
+    const onEnd = (): void => {
+      cleanup()
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
+    }
+    const onClose = (): void => {
+      cleanup()
+      reject(new BodyAborted())
+    }
+    req.on('data', onData)
+    req.once('end', onEnd)
+    req.once('close', onClose)
+    req.once('error', onClose)
+  })
 }
 
 /** The fields corral reads from a JSON body; everything else passes through untouched. */

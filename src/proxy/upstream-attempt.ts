@@ -1,0 +1,153 @@
+/**
+ * One attempt at one instance, as an undici dispatch handler. The response is relayed to the
+ * client from inside undici's callbacks: no intermediate stream, no promise per chunk, and
+ * backpressure goes straight from the client's socket to the instance's (pause/resume).
+ */
+import { performance } from 'node:perf_hooks'
+import type { Dispatcher } from 'undici'
+import type { Instance } from '../balancer/instance.js'
+import { busyFailure, errorBody, upstreamFailure, type UpstreamFailure } from './errors.js'
+import type { Exchange } from './exchange.js'
+import { clientResponseHeaders } from './headers.js'
+
+/** 503 bodies are short; more than this is not kept for the final answer. */
+const MAX_BUSY_BODY_BYTES = 4096
+const NEWLINE = 0x0a
+
+type Phase = 'waiting' | 'relaying' | 'busy' | 'done'
+
+class ClientGone extends Error {
+  override readonly name = 'ClientGone'
+  constructor() {
+    super('client went away')
+  }
+}
+
+/**
+ * Resolves with undefined when the response was relayed (or the client left), or with the
+ * failure when the attempt failed before any byte reached the client, so another instance may
+ * be tried. Never rejects.
+ */
+export class UpstreamAttempt implements Dispatcher.DispatchHandler {
+  readonly #ex: Exchange
+  readonly #instance: Instance
+  /** 503 answers are held back (and another instance tried) only when the request can be re-sent. */
+  readonly #holdBusy: boolean
+  readonly #resolve: (outcome: UpstreamFailure | undefined) => void
+  readonly done: Promise<UpstreamFailure | undefined>
+  #controller: Dispatcher.DispatchController | undefined
+  #phase: Phase = 'waiting'
+  #busyBody = ''
+  #lastByte = NEWLINE
+  #streamKind: 'ndjson' | 'sse' | 'other' = 'other'
+  #waitingForDrain = false
+  readonly #onDrain = (): void => {
+    this.#waitingForDrain = false
+    this.#controller?.resume()
+  }
+
+  constructor(ex: Exchange, instance: Instance) {
+    this.#ex = ex
+    this.#instance = instance
+    this.#holdBusy = ex.replayable
+    let resolve!: (outcome: UpstreamFailure | undefined) => void
+    this.done = new Promise((r) => (resolve = r))
+    this.#resolve = resolve
+  }
+
+  /** Cancels the upstream request (the client went away). */
+  cancel(): void {
+    this.#controller?.abort(new ClientGone())
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller
+    // The client may have left while the request waited for a free connection.
+    if (this.#ex.clientGone) controller.abort(new ClientGone())
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    if (statusCode === 503 && this.#holdBusy) {
+      this.#phase = 'busy'
+      return
+    }
+    const ex = this.#ex
+    this.#phase = 'relaying'
+    // An error line can only be appended to a chunked stream; a body of declared length is cut.
+    if (headers['content-length'] === undefined) {
+      const type = headers['content-type']
+      if (typeof type === 'string') {
+        if (type.includes('ndjson')) this.#streamKind = 'ndjson'
+        else if (type.includes('text/event-stream')) this.#streamKind = 'sse'
+      }
+    }
+    ex.res.writeHead(statusCode, clientResponseHeaders(headers, ex.id))
+    ex.firstByteAt = performance.now()
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#phase === 'relaying') {
+      this.#lastByte = chunk[chunk.length - 1] ?? this.#lastByte
+      if (!this.#ex.res.write(chunk) && !this.#waitingForDrain) {
+        this.#waitingForDrain = true
+        controller.pause()
+        this.#ex.res.once('drain', this.#onDrain)
+      }
+    } else if (this.#phase === 'busy' && this.#busyBody.length < MAX_BUSY_BODY_BYTES) {
+      this.#busyBody += chunk.toString('utf8')
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.#phase === 'busy') return this.#finish(busyFailure(busyDetail(this.#busyBody)))
+    this.#ex.res.end()
+    this.#finish(undefined)
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
+    const ex = this.#ex
+    if (ex.clientGone || err instanceof ClientGone) {
+      ex.clientGone = true
+      return this.#finish(undefined)
+    }
+    if (this.#phase === 'busy') return this.#finish(busyFailure(busyDetail(this.#busyBody)))
+    const failure = upstreamFailure(err)
+    this.#instance.failures++
+    this.#instance.lastError = failure.message
+    if (this.#phase === 'waiting') return this.#finish(failure)
+    // Part of the answer is already with the client: say so in the stream, or cut it.
+    const message = `upstream ${this.#instance.name} failed mid-response: ${failure.message}`
+    ex.error = message
+    const { res } = ex
+    res.off('drain', this.#onDrain)
+    if (this.#streamKind === 'ndjson') {
+      res.end(`${this.#lastByte === NEWLINE ? '' : '\n'}${errorBody(message, 'ollama', 502)}\n`)
+    } else if (this.#streamKind === 'sse') {
+      res.end(`${this.#lastByte === NEWLINE ? '' : '\n\n'}data: ${errorBody(message, 'openai', 502)}\n\n`)
+    } else {
+      res.destroy()
+    }
+    this.#finish(undefined)
+  }
+
+  #finish(outcome: UpstreamFailure | undefined): void {
+    if (this.#phase === 'done') return
+    this.#phase = 'done'
+    this.#resolve(outcome)
+  }
+}
+
+/** Ollama's reason from a 503 body (`{"error": "server busy ..."}`), or its text. */
+function busyDetail(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { error?: unknown }
+    if (typeof parsed.error === 'string') return parsed.error
+  } catch {
+    // not JSON: use the text itself
+  }
+  return body.trim().slice(0, 200) || 'service unavailable'
+}

@@ -59,7 +59,6 @@ export class Proxy {
     const id = acceptedRequestId(req.headers['x-request-id']) ?? randomUUID()
     const route = routeFor(pathnameOf(req.url ?? '/'), req.headers['content-type'])
     const ex = new Exchange(req, res, id, route, startedAt)
-    res.setHeader('x-request-id', id)
     res.once('close', () => {
       if (!res.writableFinished) {
         ex.clientGone = true
@@ -164,6 +163,7 @@ export class Proxy {
     const headers: Record<string, string | number> = {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(body),
+      'x-request-id': ex.id,
     }
     if (error.retryAfterSeconds !== undefined) headers['retry-after'] = error.retryAfterSeconds
     // The rest of an oversized body is not worth reading: close the connection after answering.

@@ -3,6 +3,7 @@
  * connection and are never forwarded: the fixed list below plus every header the `Connection`
  * header names.
  */
+import { randomBytes } from 'node:crypto'
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 
 const HOP_BY_HOP: ReadonlySet<string> = new Set([
@@ -45,22 +46,26 @@ export interface ForwardInfo {
   streamedBody: boolean
 }
 
-/** The headers to send to an instance for a client's request. */
-export function upstreamRequestHeaders(headers: IncomingHttpHeaders, info: ForwardInfo): Record<string, string | string[]> {
+/**
+ * The headers to send to an instance for a client's request, as the flat `[name, value, ...]`
+ * list undici takes without building another object.
+ */
+export function upstreamRequestHeaders(headers: IncomingHttpHeaders, info: ForwardInfo): string[] {
   const named = connectionTokens(headers.connection)
-  const out: Record<string, string | string[]> = {}
+  const out: string[] = []
   for (const name in headers) {
     const value = headers[name]
     if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name)) continue
     if (REPLACED_UPSTREAM.has(name) && !(name === 'content-length' && info.streamedBody)) continue
-    out[name] = value
+    if (typeof value === 'string') out.push(name, value)
+    else for (const v of value) out.push(name, v)
   }
   const prior = headers['x-forwarded-for']
   const client = info.clientAddress ?? 'unknown'
-  out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${client}` : client
-  out['x-forwarded-proto'] = 'http'
-  if (headers.host !== undefined) out['x-forwarded-host'] = headers.host
-  out['x-request-id'] = info.requestId
+  out.push('x-forwarded-for', prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${client}` : client)
+  out.push('x-forwarded-proto', 'http')
+  if (headers.host !== undefined) out.push('x-forwarded-host', headers.host)
+  out.push('x-request-id', info.requestId)
   return out
 }
 
@@ -81,6 +86,15 @@ export function clientResponseHeaders(
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:@/+=-]{1,128}$/
+
+/** Random per process, so ids stay unique across restarts and replicas; a counter after it. */
+const ID_PREFIX = randomBytes(6).toString('hex')
+let idCounter = 0
+
+/** A new request id, e.g. `3f9a1c02b7e4-1k2`: cheaper than a UUID per request, unique all the same. */
+export function newRequestId(): string {
+  return `${ID_PREFIX}-${(++idCounter).toString(36)}`
+}
 
 /** The client's `X-Request-Id` when it is sane, else undefined (one is generated). */
 export function acceptedRequestId(value: string | string[] | undefined): string | undefined {

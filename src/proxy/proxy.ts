@@ -3,7 +3,6 @@
  * chosen by the balancer, fails over while nothing has reached the client, and relays the answer
  * chunk by chunk as it arrives.
  */
-import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
@@ -14,7 +13,7 @@ import type { RequestCache } from '../cache/request-cache.js'
 import type { Config } from '../config/config.js'
 import { CorralError, attemptsFailed, errorBody, noInstance, type UpstreamFailure } from './errors.js'
 import { Exchange } from './exchange.js'
-import { acceptedRequestId, upstreamRequestHeaders } from './headers.js'
+import { acceptedRequestId, newRequestId, upstreamRequestHeaders } from './headers.js'
 import { UpstreamAttempt } from './upstream-attempt.js'
 import { BodyAborted, parseFields, readBody } from './request-body.js'
 import { pathnameOf, routeFor } from './routes.js'
@@ -56,7 +55,7 @@ export class Proxy {
   /** Handles one client request to the Ollama API. Never rejects. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const startedAt = performance.now()
-    const id = acceptedRequestId(req.headers['x-request-id']) ?? randomUUID()
+    const id = acceptedRequestId(req.headers['x-request-id']) ?? newRequestId()
     const route = routeFor(pathnameOf(req.url ?? '/'), req.headers['content-type'])
     const ex = new Exchange(req, res, id, route, startedAt)
     res.once('close', () => {

@@ -1,5 +1,13 @@
 import t from 'tap'
-import { acceptedRequestId, clientResponseHeaders, upstreamRequestHeaders } from '../../src/proxy/headers.js'
+import { acceptedRequestId, clientResponseHeaders, newRequestId, upstreamRequestHeaders as flat } from '../../src/proxy/headers.js'
+
+/** The flat header list as an object, for comparing. */
+const upstreamRequestHeaders = (...args: Parameters<typeof flat>): Record<string, string> => {
+  const list = flat(...args)
+  const out: Record<string, string> = {}
+  for (let i = 0; i < list.length; i += 2) out[list[i]!] = list[i + 1]!
+  return out
+}
 
 t.test('hop-by-hop request headers are dropped, X-Forwarded-* set', async (t) => {
   const out = upstreamRequestHeaders(
@@ -50,4 +58,11 @@ t.test('request ids from clients are accepted only when sane', async (t) => {
   t.equal(acceptedRequestId('x'.repeat(129)), undefined)
   t.equal(acceptedRequestId(['a', 'b']), undefined)
   t.equal(acceptedRequestId(undefined), undefined)
+})
+
+t.test('generated request ids are unique and compact', async (t) => {
+  const ids = new Set(Array.from({ length: 1000 }, newRequestId))
+  t.equal(ids.size, 1000)
+  t.ok([...ids].every((id) => acceptedRequestId(id) === id), 'an id corral makes is one it would accept')
+  t.match([...ids][0], /^[0-9a-f]{12}-[0-9a-z]+$/)
 })

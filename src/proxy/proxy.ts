@@ -92,6 +92,7 @@ export class Proxy {
   async #forwardWithFailover(ex: Exchange): Promise<void> {
     const maxAttempts = ex.replayable ? this.#config.maxAttempts : 1
     let tried: Set<Instance> | undefined
+    let resetOnce: Set<Instance> | undefined
     let failures: { instance: string; failure: UpstreamFailure }[] | undefined
     while (ex.attempts < maxAttempts && !ex.clientGone) {
       const instance = this.#balancer.pick(tried)
@@ -101,7 +102,11 @@ export class Proxy {
       const failure = await this.#attempt(ex, instance)
       if (failure === undefined) return
       ;(failures ??= []).push({ instance: instance.name, failure })
-      ;(tried ??= new Set()).add(instance)
+      // A reset is often one stale keep-alive connection rather than a dead instance, so an
+      // instance that reset gets one more chance (on another connection) before it counts as
+      // tried; with a single instance, that is what saves the request.
+      if (failure.kind === 'reset' && !(resetOnce ??= new Set()).has(instance)) resetOnce.add(instance)
+      else (tried ??= new Set()).add(instance)
       this.#logger.warn(
         { req: ex.id, instance: instance.name, attempt: ex.attempts, kind: failure.kind, err: failure.message },
         'attempt failed',

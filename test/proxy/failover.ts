@@ -39,6 +39,20 @@ t.test('a reset before any byte fails over, POST body re-sent intact', async (t)
   t.same(b!.requests.at(-1)!.body, { model: 'llama3.2', messages: [{ role: 'user', content: 'same body' }] }, 'same body')
 })
 
+t.test('a reset is retried on the same instance once: a lone instance with a stale connection still answers', async (t) => {
+  const [a] = await fleet(t, 1)
+  const { url, logs } = await startCorral(t, [a!.url])
+  a!.script({ kind: 'refuse' })
+  const res = await send(url, 'POST', '/api/generate', { ...GENERATE, stream: false })
+  t.equal(res.status, 200)
+  t.equal(a!.count('/api/generate'), 2)
+  t.ok(logs.some((l) => l.msg === 'request' && l.attempts === 2 && l.status === 200))
+  a!.script({ kind: 'refuse' }, { times: 2 })
+  const twice = await send(url, 'POST', '/api/generate', GENERATE)
+  t.equal(twice.status, 502, 'but not forever')
+  t.match(twice.json, { error: /all 2 attempts failed \(i0: connection reset; i0: connection reset\)/ })
+})
+
 t.test("Ollama's 503 server busy fails over", async (t) => {
   const [a, b] = await fleet(t, 2)
   const { url } = await startCorral(t, [a!.url, b!.url])
@@ -63,11 +77,13 @@ t.test('every instance failing gives 502 naming what happened at each', async (t
   const [a, b] = await fleet(t, 2)
   const { url } = await startCorral(t, [a!.url, b!.url])
   await a!.stop()
-  b!.script({ kind: 'refuse' })
+  b!.setDefault({ kind: 'refuse' })
   const res = await send(url, 'POST', '/api/generate', GENERATE)
   t.equal(res.status, 502)
   t.match(res.headers['content-type'], /application\/json/)
-  t.match(res.json, { error: /^no instance could answer: all 2 attempts failed \(i0: connection refused; i1: (connection reset|connection closed by the instance)\)$/ })
+  t.match(res.json, {
+    error: /^no instance could answer: all 3 attempts failed \(i0: connection refused; i1: connection reset; i1: connection reset\)$/,
+  })
 })
 
 t.test('every instance timing out gives 504', async (t) => {

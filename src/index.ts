@@ -63,7 +63,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     await stopped
     await (timedOut ? balancer.destroy() : balancer.close())
     logger.info('stopped')
-    flushLogger(logger)
+    await flushLogger(logger)
   }
 
   return {

@@ -19,11 +19,13 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   )
 }
 
-/** Flushes buffered log lines (before exit). */
-export function flushLogger(logger: Logger): void {
-  try {
-    logger.flush()
-  } catch {
-    // the destination may already be closed
-  }
+/** Writes out buffered log lines; resolves when they are written (call before exit). */
+export function flushLogger(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      logger.flush(() => resolve())
+    } catch {
+      resolve() // the destination is already closed
+    }
+  })
 }

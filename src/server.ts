@@ -61,7 +61,9 @@ async function ready(req: IncomingMessage, res: ServerResponse, readiness: Readi
  * the connection is closed (Node's default answers with an empty body).
  */
 function onClientError(err: Error & { code?: string }, socket: Duplex): void {
-  if (!socket.writable || (err.code === 'ECONNRESET' && socket.destroyed)) {
+  // Nothing can be said on a dead socket, nor in the middle of a response already going out.
+  const inResponse = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent
+  if (!socket.writable || err.code === 'ECONNRESET' || inResponse === true) {
     socket.destroy()
     return
   }

@@ -21,17 +21,6 @@ export class Balancer {
     return this.policy.pick(this.instances, skip)
   }
 
-  /** True when every instance not yet tried is at its concurrency limit (so waiting could help). */
-  allFull(skip: ReadonlySet<Instance> | undefined): boolean {
-    let any = false
-    for (const instance of this.instances) {
-      if (skip?.has(instance)) continue
-      if (!instance.full) return false
-      any = true
-    }
-    return any
-  }
-
   async close(): Promise<void> {
     await Promise.all(this.instances.map((i) => i.close()))
   }

@@ -5,7 +5,7 @@ import { configSchema } from './schema.js'
  * The JSON Schema of a config file, generated from the zod schema (the input side: what a user
  * writes, before defaults and unit parsing), for editors and `config/corral.schema.json`.
  */
-export function configJsonSchema(): Record<string, unknown> {
+function configJsonSchema(): Record<string, unknown> {
   const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' })
   return {
     ...schema,

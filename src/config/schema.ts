@@ -233,5 +233,3 @@ function sameHost(instanceHost: string, listenHost: string): boolean {
 
 /** The configuration as written in YAML, with every default filled in. */
 export type ConfigFile = z.output<typeof configSchema>
-/** What a YAML file may hold. */
-export type ConfigInput = z.input<typeof configSchema>

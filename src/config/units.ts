@@ -41,12 +41,3 @@ export function parseSize(value: string | number): number | undefined {
   const unit = SIZE_UNITS_BYTES[(match[2] ?? 'b').toLowerCase()]!
   return Math.round(Number(match[1]) * unit)
 }
-
-/** Formats milliseconds back into the largest whole unit (`300000` -> `5m`), for printing configs. */
-export function formatDuration(ms: number): string {
-  for (const unit of ['d', 'h', 'm', 's'] as const) {
-    const size = DURATION_UNITS_MS[unit]!
-    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`
-  }
-  return `${ms}ms`
-}

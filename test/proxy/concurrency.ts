@@ -1,0 +1,33 @@
+/**
+ * Many clients at once: every request answered in full, the work spread over the instances, and
+ * every in-flight count back to zero afterwards (nothing leaks).
+ */
+import t from 'tap'
+import { startFakeOllama } from '../fixtures/fake-ollama.js'
+import { startCorral } from '../fixtures/start-corral.js'
+import { ndjson, send } from '../fixtures/http.js'
+
+t.test('120 concurrent mixed requests over two instances', async (t) => {
+  const fakes = await Promise.all([startFakeOllama({ numParallel: 4, tokenDelayMs: 3 }), startFakeOllama({ numParallel: 4, tokenDelayMs: 3 })])
+  t.teardown(() => Promise.all(fakes.map((f) => f.close())))
+  const { url, corral } = await startCorral(t, fakes.map((f) => f.url))
+  const requests = Array.from({ length: 120 }, (_, i) => {
+    switch (i % 3) {
+      case 0:
+        return send(url, 'POST', '/api/generate', { model: 'llama3.2', prompt: `question ${i}` })
+      case 1:
+        return send(url, 'POST', '/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: `q ${i}` }], stream: false })
+      default:
+        return send(url, 'POST', '/api/embed', { model: 'nomic-embed-text', input: [`chunk ${i}`, `chunk ${i + 1}`] })
+    }
+  })
+  const answers = await Promise.all(requests)
+  t.same(answers.map((a) => a.status), answers.map(() => 200), 'every request answered 200')
+  const streams = answers.filter((_, i) => i % 3 === 0)
+  t.ok(streams.every((a) => ndjson(a.text).at(-1)!.done === true), 'every stream complete')
+  t.ok(answers.filter((_, i) => i % 3 === 2).every((a) => (a.json as { embeddings: number[][] }).embeddings.length === 2), 'every embedding batch complete')
+  t.same(fakes.map((f) => f.count()), [60, 60], 'round-robin: an even split')
+  await corral.proxy.whenIdle()
+  t.same(corral.balancer.instances.map((i) => i.inFlight), [0, 0], 'no in-flight count leaked')
+  t.equal(corral.proxy.active, 0)
+})

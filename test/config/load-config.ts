@@ -46,6 +46,14 @@ t.test('defaults: listen 127.0.0.1:11435, one instance at 127.0.0.1:11434, memor
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.instances[0]), 'frozen')
 })
 
+t.test('listen accepts host:port and [ipv6]:port', async (t) => {
+  t.same(configFromObject({ listen: '[::1]:11435' }).config.listen, { host: '::1', port: 11435 })
+  t.same(configFromObject({ listen: '0.0.0.0:0' }).config.listen, { host: '0.0.0.0', port: 0 })
+  t.same(configFromObject({ listen: 'localhost:8080' }).config.listen, { host: 'localhost', port: 8080 })
+  t.same(problems({ listen: '::1:11435' }), ['listen must be host:port (or [ipv6]:port), got "::1:11435"'])
+  t.same(problems({ listen: '0.0.0.0:11434', instances: [{ url: 'http://127.0.0.1:11434' }] }).length, 1, 'listening on all addresses includes loopback: a loop')
+})
+
 t.test('OLLAMA_HOST gives the default instance, read like the Ollama client does', async (t) => {
   t.equal(loadConfig({ env: { OLLAMA_HOST: 'gpu-box' } }).config.instances[0]!.url, 'http://gpu-box:11434')
   t.equal(ollamaHostOrigin('10.0.0.5:9000'), 'http://10.0.0.5:9000')

@@ -170,8 +170,9 @@ export class Proxy {
       'x-request-id': ex.id,
     }
     if (error.retryAfterSeconds !== undefined) headers['retry-after'] = error.retryAfterSeconds
-    // The rest of an oversized body is not worth reading: close the connection after answering.
-    if (error.code === 'CORRAL_BODY_TOO_LARGE') headers.connection = 'close'
+    // A body not read to its end (oversized, or an upload that never reached an instance) is not
+    // worth reading just to keep the connection: close it after answering.
+    if (!ex.req.complete) headers.connection = 'close'
     res.writeHead(error.status, headers)
     res.end(body)
   }

@@ -167,6 +167,10 @@ t.test('blob uploads stream and are not retried', async (t) => {
   t.equal(res.status, 502)
   t.match(res.json, { error: /the only attempt failed \(i0: connection refused\)/ })
   t.equal(b!.count(), 0)
+  await b!.stop()
+  const big = await send(url, 'POST', `/api/blobs/sha256:${'b'.repeat(64)}`, Buffer.alloc(8 * 1024 * 1024), { 'content-type': 'application/octet-stream' })
+  t.equal(big.status, 502)
+  t.equal(big.headers.connection, 'close', 'an upload left unread is not read just to keep the connection')
 })
 
 t.test('every instance at max_concurrency: 503 with Retry-After, nothing sent', async (t) => {

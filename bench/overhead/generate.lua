@@ -16,6 +16,9 @@ local counter = 0
 local base = 0
 local tid = 0
 local headers = { ["Content-Type"] = "application/json" }
+-- STREAM=1 asks for the streamed answer (an 8-chunk NDJSON stream) instead of one JSON object.
+local stream = os.getenv("STREAM") == "1" and "true" or "false"
+
 
 function setup(thread)
   thread:set("tid", #threads)
@@ -29,7 +32,7 @@ end
 function request()
   counter = counter + 1
   local n = base + counter * 1024 + tid -- up to 1024 threads, distinct across threads
-  local body = '{"model":"llama3.2","prompt":"question ' .. string.format("%d", n) .. '","stream":false}'
+  local body = '{"model":"llama3.2","prompt":"question ' .. string.format("%d", n) .. '","stream":' .. stream .. '}'
   return wrk.format("POST", "/api/generate", headers, body)
 end
 

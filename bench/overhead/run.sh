@@ -16,6 +16,7 @@
 #   TARGETS ("direct nginx corral"; add "floor" for a bare node:http + undici relay, and
 #                      then ROUNDS=4 to stay under 3 minutes)
 #   CORRAL_ARGS        extra flags for `corral serve`
+#   STREAM (unset)     1: ask for the streamed answer (8 NDJSON chunks) instead of one JSON object
 #   PROFILE (unset)    1: run corral under `node --cpu-prof` and summarise its profile
 #   QUIET_WAIT (15)    seconds to wait for other processes to calm down before starting
 #   OUT                results dir (default bench/results/overhead-<timestamp>, git-ignored)

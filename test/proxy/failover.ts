@@ -4,6 +4,7 @@
  */
 import t, { type Test } from 'tap'
 import { request } from 'undici'
+import { startBlackhole } from '../fixtures/blackhole.js'
 import { startFakeOllama, type FakeOllama } from '../fixtures/fake-ollama.js'
 import { startCorral } from '../fixtures/start-corral.js'
 import { ndjson, send } from '../fixtures/http.js'
@@ -71,6 +72,26 @@ t.test('no response before the first-byte timeout fails over; the stalled reques
   t.equal(b!.count('/api/generate'), 1)
   await a!.waitForClosedEarly(1)
   t.equal(a!.inFlight, 0, 'the hung instance was let go')
+})
+
+t.test('a connect timeout (an instance that is down or firewalled) fails over', async (t) => {
+  const hole = await startBlackhole()
+  t.teardown(() => hole.close())
+  const [b] = await fleet(t, 1)
+  const { url, logs } = await startCorral(t, [hole.url, b!.url], { proxy: { connect_timeout: '300ms' } })
+  const res = await send(url, 'POST', '/api/generate', { ...GENERATE, stream: false })
+  t.equal(res.status, 200)
+  t.equal(b!.count('/api/generate'), 1)
+  t.ok(logs.some((l) => l.msg === 'attempt failed' && l.instance === 'i0' && l.kind === 'connect_timeout'), 'logged as a connect timeout')
+})
+
+t.test('every instance unreachable in time gives 504', async (t) => {
+  const holes = await Promise.all([startBlackhole(), startBlackhole()])
+  t.teardown(() => Promise.all(holes.map((h) => h.close())))
+  const { url } = await startCorral(t, holes.map((h) => h.url), { proxy: { connect_timeout: '200ms' } })
+  const res = await send(url, 'POST', '/api/embed', { model: 'nomic-embed-text', input: 'x' })
+  t.equal(res.status, 504)
+  t.same(res.json, { error: 'upstream timeout: all 2 attempts failed (i0: connect timeout; i1: connect timeout)' })
 })
 
 t.test('every instance failing gives 502 naming what happened at each', async (t) => {

@@ -131,7 +131,10 @@ export const configSchema = z
         policy: z
           .enum(policyNames)
           .default('round-robin')
-          .meta({ description: 'How an instance is chosen for each request. Default round-robin.' }),
+          .meta({
+            description:
+              'How an instance is chosen for each request: round-robin (smooth, weighted) or least-inflight (fewest requests in flight per unit of weight). Default round-robin.',
+          }),
       })
       .prefault({})
       .meta({ description: 'Instance selection.' }),

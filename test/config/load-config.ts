@@ -122,7 +122,7 @@ t.test('one rule per field, each reported with its path, all at once', async (t)
     ['loop', { listen: '127.0.0.1:9999', instances: [{ url: 'http://localhost:9999' }] }, "instances[0].url points at corral's own listen address 127.0.0.1:9999; that would loop (is OLLAMA_HOST set to corral?)"],
     ['redis url', { redis: { url: 'http://r' } }, 'redis.url must be a redis:// or rediss:// URL, got "http://r"'],
     ['log level', { log: { level: 'loud' } }, 'log.level must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud"'],
-    ['policy', { balancer: { policy: 'random' } }, 'balancer.policy must be one of "round-robin", got "random"'],
+    ['policy', { balancer: { policy: 'random' } }, 'balancer.policy must be one of "round-robin", "least-inflight", got "random"'],
     ['max_attempts', { proxy: { max_attempts: 0 } }, 'proxy.max_attempts must be at least 1, got 0'],
     ['duration', { proxy: { connect_timeout: '5 years' } }, 'proxy.connect_timeout must be a duration like "30s", "5m" or "250ms", got "5 years"'],
     ['size', { proxy: { max_body_size: 'huge' } }, 'proxy.max_body_size must be a size like "32MiB", "64KiB" or a number of bytes, got "huge"'],

@@ -31,3 +31,20 @@ t.test('120 concurrent mixed requests over two instances', async (t) => {
   t.same(corral.balancer.instances.map((i) => i.inFlight), [0, 0], 'no in-flight count leaked')
   t.equal(corral.proxy.active, 0)
 })
+
+t.test('least-inflight sends more of a closed loop to the faster instance', async (t) => {
+  const slow = await startFakeOllama({ tokenDelayMs: 40 })
+  const fast = await startFakeOllama({ tokenDelayMs: 1 })
+  t.teardown(() => Promise.all([slow.close(), fast.close()]))
+  const { url } = await startCorral(t, [slow.url, fast.url], { balancer: { policy: 'least-inflight' } })
+  // Four clients, each sending its next request when the previous one is answered.
+  const client = async (c: number): Promise<void> => {
+    for (let i = 0; i < 10; i++) {
+      const res = await send(url, 'POST', '/api/generate', { model: 'llama3.2', prompt: `c${c} q${i}`, stream: false })
+      if (res.status !== 200) throw new Error(`status ${res.status}`)
+    }
+  }
+  await Promise.all([0, 1, 2, 3].map(client))
+  t.equal(slow.count() + fast.count(), 40)
+  t.ok(fast.count() > 2 * slow.count(), `fast ${fast.count()} vs slow ${slow.count()}`)
+})

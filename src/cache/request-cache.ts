@@ -4,9 +4,10 @@ import type { Exchange } from '../proxy/exchange.js'
 export type Forward = (exchange: Exchange) => Promise<void>
 
 /**
- * The cache's place on the request path: every request with a parsed body passes through
- * `handle`, which answers from the cache or calls `forward` (capturing the answer if it wants to
- * keep it). The proxy knows nothing else about caching.
+ * The cache's place on the request path: every proxied request passes through `handle` once its
+ * body is read and parsed (`exchange.json`, `exchange.model`), and `handle` answers from the
+ * cache or calls `forward` (capturing the answer if it wants to keep it). The proxy knows
+ * nothing else about caching.
  */
 export interface RequestCache {
   handle(exchange: Exchange, forward: Forward): Promise<void>

@@ -78,6 +78,8 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
         server.once('error', onError)
         server.listen(config.listen.port, config.listen.host, () => {
           server.off('error', onError)
+          // Once listening, a server error (e.g. EMFILE on accept) is logged, not fatal.
+          server.on('error', (err) => logger.error({ err }, 'server error'))
           const { address, port } = server.address() as AddressInfo
           const host = address.includes(':') ? `[${address}]` : address
           const url = `http://${host}:${port}`

@@ -96,3 +96,13 @@ t.test('drain timeout: what is still running after it is cut', async (t) => {
   t.ok(logs.some((l) => l.msg.startsWith('drain timeout')), 'logged')
   await fake.waitForClosedEarly(1)
 })
+
+t.test('a server error after listening (an accept failure) is logged and corral keeps serving', async (t) => {
+  const fake = await startFakeOllama()
+  t.teardown(() => fake.close())
+  const { url, corral, logs } = await startCorral(t, [fake.url])
+  const err = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' })
+  t.doesNotThrow(() => corral.server.emit('error', err))
+  t.ok(logs.some((l) => l.msg === 'server error' && l.level === 'error'))
+  t.equal((await send(url, 'GET', '/api/version')).status, 200)
+})

@@ -37,7 +37,7 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
       if (isRead && path === '/') return answer(res, req, 200, 'text/plain; charset=utf-8', OLLAMA_IS_RUNNING)
       if (isRead && path === '/healthz') return answer(res, req, 200, 'application/json', '{"status":"ok"}')
       if (isRead && path === '/readyz') return void ready(req, res, parts.readiness)
-      void parts.proxy.handle(req, res)
+      void parts.proxy.handle(req, res, path)
     },
   )
   server.on('clientError', onClientError)

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'CORRAL_UPSTREAM_FAILED'
   | 'CORRAL_UPSTREAM_TIMEOUT'
   | 'CORRAL_UPSTREAM_BUSY'
+  | 'CORRAL_INTERNAL'
 
 /** An error corral answers with. */
 export class CorralError extends Error {

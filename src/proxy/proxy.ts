@@ -16,7 +16,7 @@ import { Exchange } from './exchange.js'
 import { acceptedRequestId, newRequestId, upstreamRequestHeaders } from './headers.js'
 import { UpstreamAttempt } from './upstream-attempt.js'
 import { BodyAborted, parseFields, readBody } from './request-body.js'
-import { pathnameOf, routeFor } from './routes.js'
+import { routeFor } from './routes.js'
 
 export interface ProxyDeps {
   balancer: Balancer
@@ -52,11 +52,11 @@ export class Proxy {
     return new Promise((resolve) => this.#idle.push(resolve))
   }
 
-  /** Handles one client request to the Ollama API. Never rejects. */
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Handles one client request to the Ollama API (`pathname`: its path without the query). Never rejects. */
+  async handle(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
     const startedAt = performance.now()
     const id = acceptedRequestId(req.headers['x-request-id']) ?? newRequestId()
-    const route = routeFor(pathnameOf(req.url ?? '/'), req.headers['content-type'])
+    const route = routeFor(pathname, req.headers['content-type'])
     const ex = new Exchange(req, res, id, route, startedAt)
     res.once('close', () => {
       if (!res.writableFinished) {
@@ -156,7 +156,7 @@ export class Proxy {
     const error =
       err instanceof CorralError
         ? err
-        : new CorralError('CORRAL_UPSTREAM_FAILED', 500, `internal error: ${err instanceof Error ? err.message : String(err)}`)
+        : new CorralError('CORRAL_INTERNAL', 500, `internal error: ${err instanceof Error ? err.message : String(err)}`)
     if (!(err instanceof CorralError)) this.#logger.error({ req: ex.id, err }, 'unexpected error')
     ex.error = error.message
     if (res.headersSent) {

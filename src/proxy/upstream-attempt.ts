@@ -116,9 +116,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     }
     if (this.#phase === 'busy') return this.#finish(busyFailure(busyDetail(this.#busyBody)))
     const failure = upstreamFailure(err)
-    this.#instance.failures++
-    this.#instance.lastError = failure.message
     if (this.#phase === 'waiting') return this.#finish(failure)
+    this.#countFailure(failure)
     // Part of the answer is already with the client: say so in the stream, or cut it.
     const message = `upstream ${this.#instance.name} failed mid-response: ${failure.message}`
     ex.error = message
@@ -134,10 +133,17 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     this.#finish(undefined)
   }
 
+  /** Settles the attempt; every failure (busy included) is counted against the instance once. */
   #finish(outcome: UpstreamFailure | undefined): void {
     if (this.#phase === 'done') return
     this.#phase = 'done'
+    if (outcome !== undefined) this.#countFailure(outcome)
     this.#resolve(outcome)
+  }
+
+  #countFailure(failure: UpstreamFailure): void {
+    this.#instance.failures++
+    this.#instance.lastError = failure.message
   }
 }
 

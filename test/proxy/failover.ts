@@ -56,11 +56,15 @@ t.test('a reset is retried on the same instance once: a lone instance with a sta
 
 t.test("Ollama's 503 server busy fails over", async (t) => {
   const [a, b] = await fleet(t, 2)
-  const { url } = await startCorral(t, [a!.url, b!.url])
+  const { url, corral } = await startCorral(t, [a!.url, b!.url])
   a!.script({ kind: 'status', status: 503 })
   const res = await send(url, 'POST', '/api/embed', { model: 'nomic-embed-text', input: 'x' })
   t.equal(res.status, 200)
   t.equal(b!.count('/api/embed'), 1)
+  const [i0, i1] = corral.balancer.instances
+  t.equal(i0!.failures, 1, 'the busy answer counts against the instance')
+  t.match(i0!.lastError, /^503 server busy/)
+  t.equal(i1!.failures, 0)
 })
 
 t.test('no response before the first-byte timeout fails over; the stalled request is cancelled', async (t) => {
@@ -139,7 +143,7 @@ t.test('attempts are bounded by max_attempts', async (t) => {
 
 t.test('an answer that dies mid-stream is not retried and ends with an error line', async (t) => {
   const [a, b] = await fleet(t, 2)
-  const { url, logs } = await startCorral(t, [a!.url, b!.url])
+  const { url, logs, corral } = await startCorral(t, [a!.url, b!.url])
   a!.script({ kind: 'die-after-chunks', chunks: 3 })
   const res = await send(url, 'POST', '/api/generate', GENERATE)
   t.equal(res.status, 200, 'the status had already gone out')
@@ -148,6 +152,7 @@ t.test('an answer that dies mid-stream is not retried and ends with an error lin
   t.same(lines.slice(0, 3).map((l) => l.done), [false, false, false])
   t.match(lines[3], { error: /^upstream i0 failed mid-response: / })
   t.equal(b!.count(), 0, 'nothing re-sent: the client already had part of the answer')
+  t.equal(corral.balancer.instances[0]!.failures, 1, 'counted once')
   t.ok(logs.some((l) => l.msg === 'request' && typeof l.err === 'string'), 'logged as failed')
 })
 

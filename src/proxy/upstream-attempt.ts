@@ -85,17 +85,22 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
         else if (type.includes('text/event-stream')) this.#streamKind = 'sse'
       }
     }
+    ex.tap?.start(statusCode, headers)
+    if (!ex.relay) return
     ex.res.writeHead(statusCode, clientResponseHeaders(headers, ex.id))
     ex.firstByteAt = performance.now()
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#phase === 'relaying') {
+      const ex = this.#ex
+      ex.tap?.data(chunk)
+      if (!ex.relay) return
       this.#lastByte = chunk[chunk.length - 1] ?? this.#lastByte
-      if (!this.#ex.res.write(chunk) && !this.#waitingForDrain) {
+      if (!ex.res.write(chunk) && !this.#waitingForDrain) {
         this.#waitingForDrain = true
         controller.pause()
-        this.#ex.res.once('drain', this.#onDrain)
+        ex.res.once('drain', this.#onDrain)
       }
     } else if (this.#phase === 'busy' && this.#busyBody.length < MAX_BUSY_BODY_BYTES) {
       this.#busyBody += chunk.toString('utf8')
@@ -104,7 +109,9 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     if (this.#phase === 'busy') return this.#finish(busyFailure(busyDetail(this.#busyBody)))
-    this.#ex.res.end()
+    const ex = this.#ex
+    if (ex.relay) ex.res.end()
+    ex.tap?.end()
     this.#finish(undefined)
   }
 
@@ -112,6 +119,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     const ex = this.#ex
     if (ex.clientGone || err instanceof ClientGone) {
       ex.clientGone = true
+      if (this.#phase === 'relaying') ex.tap?.abort('client went away')
       return this.#finish(undefined)
     }
     if (this.#phase === 'busy') return this.#finish(busyFailure(busyDetail(this.#busyBody)))
@@ -121,6 +129,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     // Part of the answer is already with the client: say so in the stream, or cut it.
     const message = `upstream ${this.#instance.name} failed mid-response: ${failure.message}`
     ex.error = message
+    ex.tap?.abort(message)
+    if (!ex.relay) return this.#finish(undefined)
     const { res } = ex
     res.off('drain', this.#onDrain)
     if (this.#streamKind === 'ndjson') {

@@ -6,10 +6,14 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Balancer } from './balancer/balancer.js'
+import { HealthChecker } from './balancer/health-checker.js'
+import { ModelDiscovery } from './balancer/model-discovery.js'
 import { Readiness } from './balancer/readiness.js'
 import { passThroughCache, type RequestCache } from './cache/request-cache.js'
 import type { Config } from './config/config.js'
+import { loadBalancerStats } from './observability/load-balancer-stats.js'
 import { createLogger, flushLogger, type Logger } from './observability/logger.js'
+import { RequestWindow } from './observability/request-window.js'
 import { Proxy } from './proxy/proxy.js'
 import { createHttpServer } from './server.js'
 
@@ -38,14 +42,20 @@ export interface Corral {
 
 export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
   const logger = deps.logger ?? createLogger(config.logLevel)
-  const balancer = new Balancer(config.instances, config.balancer.policy, {
-    connectTimeoutMs: config.proxy.connectTimeoutMs,
-    connections: config.proxy.connectionsPerInstance,
-  })
-  const proxy = new Proxy({ balancer, cache: deps.cache ?? passThroughCache, logger, config: config.proxy })
+  const balancer = new Balancer(config, { logger })
+  const health = new HealthChecker(balancer.instances, config.health)
+  const discovery = new ModelDiscovery(balancer.instances, config.health, logger)
+  balancer.onRecovery((instance) => void discovery.refresh(instance))
+  const window = new RequestWindow()
+  const proxy = new Proxy({ balancer, cache: deps.cache ?? passThroughCache, logger, config: config.proxy, window })
   const readiness = new Readiness(balancer.instances)
   let draining = false
-  const server = createHttpServer(config.server, { proxy, readiness, draining: () => draining })
+  const server = createHttpServer(config.server, {
+    proxy,
+    readiness,
+    draining: () => draining,
+    loadBalancerStats: () => loadBalancerStats(balancer, window),
+  })
   let closing: Promise<void> | undefined
 
   async function drain(timeoutMs: number): Promise<void> {
@@ -61,6 +71,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     if (timedOut) logger.warn({ in_flight: proxy.active, timeout_ms: timeoutMs }, 'drain timeout: closing remaining connections')
     server.closeAllConnections()
     await stopped
+    await Promise.all([health.close(), discovery.close()])
     await (timedOut ? balancer.destroy() : balancer.close())
     logger.info('stopped')
     await flushLogger(logger)
@@ -84,6 +95,8 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
           const host = address.includes(':') ? `[${address}]` : address
           const url = `http://${host}:${port}`
           logger.info({ url, instances: config.instances.map((i) => `${i.name}=${i.url}`) }, 'listening')
+          health.start()
+          discovery.start()
           resolve(url)
         })
       })

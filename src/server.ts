@@ -16,6 +16,8 @@ export interface ServerParts {
   readiness: Readiness
   /** True once shutdown began: responses then ask clients to close their connection. */
   draining: () => boolean
+  /** The body of `GET /api/load-balancer-stats`. */
+  loadBalancerStats: () => unknown
 }
 
 const OLLAMA_IS_RUNNING = 'Ollama is running'
@@ -37,6 +39,9 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
       if (isRead && path === '/') return answer(res, req, 200, 'text/plain; charset=utf-8', OLLAMA_IS_RUNNING)
       if (isRead && path === '/healthz') return answer(res, req, 200, 'application/json', '{"status":"ok"}')
       if (isRead && path === '/readyz') return void ready(req, res, parts.readiness)
+      if (isRead && path === '/api/load-balancer-stats') {
+        return answer(res, req, 200, 'application/json; charset=utf-8', JSON.stringify(parts.loadBalancerStats()))
+      }
       void parts.proxy.handle(req, res, path)
     },
   )

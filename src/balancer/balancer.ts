@@ -1,39 +1,367 @@
-import type { InstanceConfig } from '../config/config.js'
-import { Instance, type PoolOptions } from './instance.js'
-import { policies, type PolicyName } from './policies.js'
-import type { SelectionPolicy } from './selection-policy.js'
-
 /**
- * The set of instances and the policy that chooses among them. It owns the instances (and so
- * their connection pools) and closes them.
+ * The set of instances and how each request attempt gets one: filters first (not tried, has the
+ * model, healthy, under its concurrency cap), then the selection policy among what is left. When
+ * every candidate is at its cap the request waits in the admission queue; when no candidate is
+ * healthy corral does not refuse, it tries them in round-robin order. Outcomes of attempts come
+ * back through `release` and feed the timings, the failure penalty and passive health.
+ *
+ * It owns the instances (and so their connection pools) and closes them.
  */
+import type { Logger } from 'pino'
+import type { Config } from '../config/config.js'
+import { queueFull, queueTimeout } from '../proxy/errors.js'
+import { AdmissionQueue, type Waiter } from './admission-queue.js'
+import type { HealthStateName } from './health-state.js'
+import { Instance, type WorkKind } from './instance.js'
+import { LoadScorePolicy } from './load-score.js'
+import { canonicalModel } from './model-name.js'
+import { policies } from './policies.js'
+import { RoundRobinPolicy } from './round-robin.js'
+import type { PickRequest, SelectionPolicy } from './selection-policy.js'
+
+/** A request as the balancer sees it (the proxy's Exchange is one). */
+export interface BalancedRequest extends PickRequest {
+  /** Session key for affinity, if any. */
+  readonly affinityKey: string | undefined
+  /** Set when no candidate was healthy and the request went round-robin over all of them. */
+  fallback: boolean
+  /** Cancels what the request is waiting for; the balancer sets it while the request is queued. */
+  upstream: { cancel(): void } | undefined
+}
+
+/** How one attempt ended, as the balancer needs it. */
+export interface AttemptReport {
+  readonly outcome: 'success' | 'failure' | 'neutral'
+  /** Why it failed (outcome failure). */
+  readonly failureReason: string | undefined
+  /** The instance answered 200: timings are meaningful. */
+  readonly ok: boolean
+  /** The answer was streamed (its headers came before the work was done). */
+  readonly streamed: boolean
+  /** ms from sending to the response headers; -1 if none came. */
+  readonly ttfbMs: number
+  /** ms from sending to the end of the response. */
+  readonly totalMs: number
+  /** Ollama's eval_count and eval_duration (as ms) from the final chunk; 0 when absent. */
+  readonly evalCount: number
+  readonly evalMs: number
+}
+
+export interface BalancerDeps {
+  logger: Logger
+  /** Wall clock in ms; injected for tests. */
+  now?: () => number
+}
+
+/** Timing averages forget with this time constant (Finagle/Linkerd use 10 s; LLM traffic is sparser). */
+const EWMA_DECAY_MS = 30_000
+/** Answer length assumed before any has been seen, in tokens. */
+const DEFAULT_EXPECTED_TOKENS = 128
+const TOKENS_ALPHA = 0.05
+/** Sessions remembered for affinity. */
+const AFFINITY_ENTRIES = 10_000
+
 export class Balancer {
   readonly instances: readonly Instance[]
   readonly policy: SelectionPolicy
+  /** Attempts dispatched and failed, over all instances. */
+  requests = 0
+  errors = 0
+  /** Health state changes so far (ejections counted per instance in `ejections`). */
+  readonly ejections: number[]
+  readonly #config: Config['balancer']
+  readonly #logger: Logger
+  readonly #now: () => number
+  readonly #eligible: Uint8Array
+  readonly #fallback: RoundRobinPolicy
+  readonly #queue = new AdmissionQueue<BalancedRequest>()
+  readonly #affinity = new Map<string, number>()
+  #expectedTokens = DEFAULT_EXPECTED_TOKENS
+  #recoveryListeners: ((instance: Instance) => void)[] = []
 
-  constructor(configs: readonly InstanceConfig[], policy: PolicyName, pool: PoolOptions) {
-    this.instances = configs.map((config, i) => new Instance(i, config, pool))
-    this.policy = policies[policy](this.instances.length)
+  constructor(config: Config, deps: BalancerDeps) {
+    this.#config = config.balancer
+    this.#logger = deps.logger
+    this.#now = deps.now ?? Date.now
+    const pool = { connectTimeoutMs: config.proxy.connectTimeoutMs, connections: config.proxy.connectionsPerInstance }
+    const rules = {
+      health: { ...config.health, slowStartMs: config.balancer.slowStartMs },
+      ewmaDecayMs: EWMA_DECAY_MS,
+      failureDecayMs: config.balancer.failureDecayMs,
+    }
+    this.ejections = config.instances.map(() => 0)
+    this.instances = config.instances.map(
+      (c, i) => new Instance(i, c, pool, rules, (from, to, reason) => this.#onHealth(i, from, to, reason)),
+    )
+    this.#eligible = new Uint8Array(this.instances.length)
+    this.#fallback = new RoundRobinPolicy(this.instances.length)
+    this.policy = policies[config.balancer.policy]({
+      instanceCount: this.instances.length,
+      coldModelPenaltyMs: config.balancer.coldModelPenaltyMs,
+      expectedTokens: () => this.#expectedTokens,
+    })
   }
 
-  /** The instance for the next attempt, skipping those already tried; undefined when none can take it. */
-  pick(skip: ReadonlySet<Instance> | undefined): Instance | undefined {
-    return this.policy.pick(this.instances, skip)
+  /** Requests waiting for a free slot. */
+  get queueDepth(): number {
+    return this.#queue.length
+  }
+
+  /**
+   * The instance for the next attempt of `request`, its slot already taken (give it back with
+   * `release`); undefined when no candidate is left (all tried). May wait in the queue; rejects
+   * with a 503 CorralError when the queue is full or the wait times out.
+   */
+  acquire(request: BalancedRequest, tried: ReadonlySet<Instance> | undefined): Instance | undefined | Promise<Instance | undefined> {
+    const now = this.#now()
+    const found = this.#mark(request, tried, now)
+    if (found === 'none') return undefined
+    if (found === 'free') return this.#take(request, now)
+    if (this.#queue.length >= this.#config.maxQueue) throw queueFull(this.#config.maxQueue)
+    return this.#wait(request, tried, now)
+  }
+
+  /** Gives back the slot taken by `acquire`, with how the attempt went. */
+  release(instance: Instance, request: BalancedRequest, report: AttemptReport): void {
+    instance.inFlight--
+    const now = this.#now()
+    if (report.outcome === 'success') {
+      instance.health.onSuccess(now)
+      if (report.ok) this.#learn(instance, request, report, now)
+    } else if (report.outcome === 'failure') {
+      this.errors++
+      instance.penalty.add(this.#config.failurePenaltyMs, now)
+      instance.health.onFailure(now, report.failureReason ?? 'failed')
+    } else {
+      instance.health.onNeutral()
+    }
+    if (this.#queue.length > 0) this.#drain()
+  }
+
+  /** Session key for affinity from a request's headers and body, when affinity is configured. */
+  affinityKeyOf(headers: Readonly<Record<string, string | string[] | undefined>>, json: Record<string, unknown> | undefined): string | undefined {
+    const { header, prefixBytes } = this.#config.affinity
+    if (header !== undefined) {
+      const value = headers[header]
+      if (typeof value === 'string' && value !== '') return `h:${value}`
+    }
+    if (prefixBytes > 0 && json !== undefined) {
+      const source = json.messages ?? json.prompt
+      if (source !== undefined) return `p:${fnv1a(JSON.stringify(source).slice(0, prefixBytes))}`
+    }
+    return undefined
   }
 
   /**
    * The digest of `model` as discovered on the instances (`/api/tags`), or undefined when it is
    * not known yet. Cache keys include it, so a re-pulled model never serves stale answers.
    */
-  digestOf(_model: string): string | undefined {
+  digestOf(model: string): string | undefined {
+    const key = canonicalModel(model)
+    for (const instance of this.instances) {
+      const digest = instance.models?.get(key)
+      if (digest !== undefined) return digest
+    }
     return undefined
   }
 
+  /** Instances that take traffic now (healthy or half-open); all of them when none does. */
+  available(): readonly Instance[] {
+    const now = this.#now()
+    const up = this.instances.filter((i) => {
+      const state = i.health.state(now)
+      return state === 'healthy' || state === 'half_open'
+    })
+    return up.length > 0 ? up : this.instances
+  }
+
+  /** Called with an instance that became healthy again (model discovery refreshes it at once). */
+  onRecovery(listener: (instance: Instance) => void): void {
+    this.#recoveryListeners.push(listener)
+  }
+
+  /** Predicted finish time of a generation on `instance` (load-score policy only), for stats. */
+  scoreOf(instance: Instance, work: WorkKind = 'generation'): number | undefined {
+    if (!(this.policy instanceof LoadScorePolicy)) return undefined
+    return this.policy.score(instance, { work, modelKey: undefined }, this.#now(), this.instances)
+  }
+
+  /** Requests in the queue that `instance` could serve. */
+  queuedFor(instance: Instance): number {
+    return this.#queue.countFor((w) => !w.tried?.has(instance) && (w.request.modelKey === undefined || instance.mayHave(w.request.modelKey)))
+  }
+
+  /** The ms-per-token and time-to-first-byte estimates the policy uses. */
+  get expectedTokens(): number {
+    return this.#expectedTokens
+  }
+
   async close(): Promise<void> {
+    this.#failQueue()
     await Promise.all(this.instances.map((i) => i.close()))
   }
 
   async destroy(): Promise<void> {
+    this.#failQueue()
     await Promise.all(this.instances.map((i) => i.destroy()))
   }
+
+  /**
+   * Marks in `#eligible` the instances this attempt may use now. 'free': at least one; 'full':
+   * candidates exist but all are at their cap; 'none': no candidate at all.
+   */
+  #mark(request: BalancedRequest, tried: ReadonlySet<Instance> | undefined, now: number): 'free' | 'full' | 'none' {
+    const { instances } = this
+    const eligible = this.#eligible
+    const model = request.modelKey
+    // A model no instance has still goes somewhere, so the client gets Ollama's own 404.
+    let filterModel = false
+    if (model !== undefined) {
+      for (let i = 0; i < instances.length; i++) {
+        if (instances[i]!.mayHave(model)) {
+          filterModel = true
+          break
+        }
+      }
+    }
+    const capped = request.work !== undefined
+    let candidates = 0
+    let admitted = 0
+    let free = 0
+    for (let i = 0; i < instances.length; i++) {
+      const instance = instances[i]!
+      eligible[i] = 0
+      if ((tried !== undefined && tried.has(instance)) || (filterModel && !instance.mayHave(model!))) continue
+      eligible[i] = 2 // a candidate, not (yet) admitted
+      candidates++
+      if (!instance.health.admits(now)) continue
+      admitted++
+      if (capped && instance.full) continue
+      eligible[i] = 1
+      free++
+    }
+    if (candidates === 0) return 'none'
+    if (admitted === 0) {
+      // No candidate is healthy: do not refuse, try them all in turn.
+      request.fallback = true
+      for (let i = 0; i < instances.length; i++) {
+        if (eligible[i] === 0) continue
+        eligible[i] = capped && instances[i]!.full ? 0 : 1
+        if (eligible[i] === 1) free++
+      }
+    }
+    return free > 0 ? 'free' : 'full'
+  }
+
+  /** Picks among the marked instances, takes a slot and returns the instance. */
+  #take(request: BalancedRequest, now: number): Instance {
+    const policy = request.fallback ? this.#fallback : this.policy
+    let instance = policy.pick(this.instances, this.#eligible, request, now)!
+    if (request.affinityKey !== undefined && !request.fallback) instance = this.#sticky(request, instance, now)
+    instance.inFlight++
+    instance.requests++
+    instance.health.onDispatch()
+    this.requests++
+    return instance
+  }
+
+  /** The session's previous instance instead of `best`, while its score is within the tolerance. */
+  #sticky(request: BalancedRequest, best: Instance, now: number): Instance {
+    const index = this.#affinity.get(request.affinityKey!)
+    if (index === undefined || index === best.index || this.#eligible[index] !== 1) return best
+    const previous = this.instances[index]!
+    if (!(this.policy instanceof LoadScorePolicy)) return previous
+    const score = (i: Instance): number => (this.policy as LoadScorePolicy).score(i, request, now, this.instances)
+    return score(previous) <= this.#config.affinity.tolerance * score(best) ? previous : best
+  }
+
+  #wait(request: BalancedRequest, tried: ReadonlySet<Instance> | undefined, now: number): Promise<Instance | undefined> {
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter<BalancedRequest> = {
+        request,
+        tried,
+        since: now,
+        timer: undefined,
+        settle: (instance) => {
+          request.upstream = undefined
+          resolve(instance)
+        },
+        fail: (err) => {
+          request.upstream = undefined
+          reject(err)
+        },
+      }
+      waiter.timer = setTimeout(() => {
+        if (this.#queue.remove(waiter)) waiter.fail(queueTimeout(this.#now() - waiter.since))
+      }, this.#config.queueTimeoutMs)
+      waiter.timer.unref()
+      request.upstream = {
+        cancel: () => {
+          if (this.#queue.remove(waiter)) waiter.settle(undefined)
+        },
+      }
+      this.#queue.push(waiter)
+    })
+  }
+
+  /** Hands free slots to waiting requests, in arrival order (a waiter no instance can serve yet is passed over). */
+  #drain(): void {
+    const now = this.#now()
+    for (const waiter of this.#queue.snapshot()) {
+      const found = this.#mark(waiter.request, waiter.tried, now)
+      if (found === 'full') continue
+      this.#queue.remove(waiter)
+      waiter.settle(found === 'free' ? this.#take(waiter.request, now) : undefined)
+      if (!this.instances.some((i) => !i.full)) break
+    }
+  }
+
+  #failQueue(): void {
+    for (const waiter of this.#queue.snapshot()) {
+      this.#queue.remove(waiter)
+      waiter.settle(undefined)
+    }
+  }
+
+  /** Feeds a successful answer's timings into the instance's averages. */
+  #learn(instance: Instance, request: BalancedRequest, report: AttemptReport, now: number): void {
+    const { work, modelKey } = request
+    if (modelKey !== undefined && work !== undefined) instance.loaded?.add(modelKey)
+    if (request.affinityKey !== undefined) {
+      this.#affinity.delete(request.affinityKey)
+      this.#affinity.set(request.affinityKey, instance.index)
+      if (this.#affinity.size > AFFINITY_ENTRIES) this.#affinity.delete(this.#affinity.keys().next().value!)
+    }
+    if (work === undefined) return
+    const timing = instance.timing[work]
+    if (work === 'generation' && report.evalCount > 0) {
+      timing.msPerToken.update(report.evalMs / report.evalCount, now)
+      timing.ttfbMs.update(Math.max(0, report.totalMs - report.evalMs), now)
+      this.#expectedTokens += TOKENS_ALPHA * (report.evalCount - this.#expectedTokens)
+    } else if (report.ttfbMs >= 0 && (work === 'embedding' || report.streamed)) {
+      timing.ttfbMs.update(report.ttfbMs, now)
+    }
+  }
+
+  #onHealth(index: number, from: HealthStateName, to: HealthStateName, reason: string): void {
+    const instance = this.instances[index]
+    if (instance === undefined) return // during construction: nothing can change yet
+    if (to === 'ejected') this.ejections[index]!++
+    const level = to === 'healthy' ? 'info' : 'warn'
+    this.#logger[level]({ instance: instance.name, from, to, reason }, `instance ${to}`)
+    if (to === 'healthy' && (from === 'unhealthy' || from === 'half_open')) {
+      for (const listener of this.#recoveryListeners) listener(instance)
+    }
+    if (to === 'healthy' || to === 'half_open') this.#drain()
+  }
+}
+
+/** 32-bit FNV-1a of a string, as 8 hex digits: a cheap, stable session key. */
+function fnv1a(text: string): string {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return (hash >>> 0).toString(16).padStart(8, '0')
 }

@@ -1,5 +1,27 @@
 import { Pool } from 'undici'
 import type { InstanceConfig } from '../config/config.js'
+import { HealthState, type HealthListener, type HealthRules } from './health-state.js'
+import { DecayingPenalty, PeakEwma } from './peak-ewma.js'
+
+/** The kinds of model work, timed separately: an embedding and a generation differ by orders of magnitude. */
+export type WorkKind = 'generation' | 'embedding'
+
+/** What corral has measured of one kind of work on one instance. */
+export interface KindTiming {
+  /** Time to first byte in ms (for a non-streamed answer: its duration minus Ollama's eval_duration). */
+  readonly ttfbMs: PeakEwma
+  /** Generation speed in ms per token, from Ollama's eval_duration / eval_count. */
+  readonly msPerToken: PeakEwma
+}
+
+/** How the numbers kept per instance behave. */
+export interface InstanceRules {
+  health: HealthRules
+  /** Time constant of the timing averages, in ms. */
+  ewmaDecayMs: number
+  /** Time constant of the failure penalty, in ms. */
+  failureDecayMs: number
+}
 
 /** Options shared by every instance's connection pool. */
 export interface PoolOptions {
@@ -32,14 +54,27 @@ export class Instance {
   failures = 0
   /** The last failure seen here, for stats and error messages. */
   lastError: string | undefined
+  /** Active and passive health. */
+  readonly health: HealthState
+  readonly timing: Readonly<Record<WorkKind, KindTiming>>
+  /** Recent failures, decaying; added to the load score. */
+  readonly penalty: DecayingPenalty
+  /** Models on the instance (canonical name -> digest) from discovery; undefined until known. */
+  models: ReadonlyMap<string, string> | undefined
+  /** Models loaded in memory (canonical names) from discovery and recent answers; undefined until known. */
+  loaded: Set<string> | undefined
   #closed = false
 
-  constructor(index: number, config: InstanceConfig, pool: PoolOptions) {
+  constructor(index: number, config: InstanceConfig, pool: PoolOptions, rules: InstanceRules, onHealth: HealthListener) {
     this.index = index
     this.name = config.name
     this.url = config.url
     this.weight = config.weight
-    this.maxConcurrency = config.maxConcurrency ?? Infinity
+    this.maxConcurrency = config.maxConcurrency
+    this.health = new HealthState(rules.health, onHealth)
+    const timing = (): KindTiming => ({ ttfbMs: new PeakEwma(rules.ewmaDecayMs), msPerToken: new PeakEwma(rules.ewmaDecayMs) })
+    this.timing = { generation: timing(), embedding: timing() }
+    this.penalty = new DecayingPenalty(rules.failureDecayMs)
     this.pool = new Pool(config.url, {
       connections: pool.connections,
       connectTimeout: pool.connectTimeoutMs,
@@ -52,6 +87,11 @@ export class Instance {
   /** True when the instance already carries `maxConcurrency` requests. */
   get full(): boolean {
     return this.inFlight >= this.maxConcurrency
+  }
+
+  /** Whether discovery says the instance has `model` (a canonical name); true while unknown. */
+  mayHave(model: string): boolean {
+    return this.models === undefined || this.models.has(model)
   }
 
   /** Lets requests in flight finish, then closes every connection. Idempotent. */

@@ -10,7 +10,7 @@ export class LeastInflightPolicy implements SelectionPolicy {
   readonly name = 'least-inflight'
   #start = 0
 
-  pick(instances: readonly Instance[], skip: ReadonlySet<Instance> | undefined): Instance | undefined {
+  pick(instances: readonly Instance[], eligible: Uint8Array): Instance | undefined {
     const n = instances.length
     if (n === 0) return undefined
     const start = this.#start
@@ -19,7 +19,7 @@ export class LeastInflightPolicy implements SelectionPolicy {
     let bestLoad = Infinity
     for (let k = 0; k < n; k++) {
       const instance = instances[(start + k) % n]!
-      if (instance.full || (skip !== undefined && skip.has(instance))) continue
+      if (eligible[instance.index] !== 1) continue
       const load = instance.inFlight / instance.weight
       if (load < bestLoad) {
         bestLoad = load

@@ -1,12 +1,19 @@
 import { LeastInflightPolicy } from './least-inflight.js'
+import { LoadScorePolicy, type LoadScoreOptions } from './load-score.js'
 import { RoundRobinPolicy } from './round-robin.js'
 import type { SelectionPolicy } from './selection-policy.js'
 
+/** What a policy factory is given. */
+export interface PolicyContext extends LoadScoreOptions {
+  instanceCount: number
+}
+
 /** Config name -> factory. Adding a policy means one class and one line here. */
 export const policies = {
-  'round-robin': (instanceCount: number): SelectionPolicy => new RoundRobinPolicy(instanceCount),
+  'load-score': (ctx: PolicyContext): SelectionPolicy => new LoadScorePolicy(ctx),
   'least-inflight': (): SelectionPolicy => new LeastInflightPolicy(),
-} as const satisfies Record<string, (instanceCount: number) => SelectionPolicy>
+  'round-robin': (ctx: PolicyContext): SelectionPolicy => new RoundRobinPolicy(ctx.instanceCount),
+} as const satisfies Record<string, (ctx: PolicyContext) => SelectionPolicy>
 
 export type PolicyName = keyof typeof policies
 

@@ -42,6 +42,7 @@ async function probe(instance: Instance): Promise<InstanceProbe> {
     const res = await instance.pool.request({
       method: 'GET',
       path: '/api/version',
+      headers: { 'user-agent': 'corral (readiness)' },
       headersTimeout: PROBE_TIMEOUT_MS,
       bodyTimeout: PROBE_TIMEOUT_MS,
       signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),

@@ -1,16 +1,25 @@
-import type { Instance } from './instance.js'
+import type { Instance, WorkKind } from './instance.js'
+
+/** What a policy may know about the request it places. */
+export interface PickRequest {
+  /** The kind of model work, or undefined for requests that run no model (`/api/show`, ...). */
+  readonly work: WorkKind | undefined
+  /** The requested model's canonical name, if any. */
+  readonly modelKey: string | undefined
+}
 
 /**
- * Chooses the instance for one attempt of one request. Implementations keep whatever state they
- * need per instance in arrays indexed by `Instance.index`, and allocate nothing per call: this
- * runs once per request attempt.
+ * Chooses the instance for one attempt of one request among those the balancer marked eligible
+ * (healthy, with the model, not tried, not full). Implementations keep whatever state they need
+ * per instance in arrays indexed by `Instance.index`, and allocate nothing per call: this runs
+ * once per request attempt.
  */
 export interface SelectionPolicy {
   /** The policy's config name. */
   readonly name: string
   /**
-   * The instance to try next among `instances`, never one in `skip` (already tried for this
-   * request) nor one that is `full`; undefined when none is eligible.
+   * The instance to use among `instances` where `eligible[instance.index]` is 1; undefined when
+   * none is eligible.
    */
-  pick(instances: readonly Instance[], skip: ReadonlySet<Instance> | undefined): Instance | undefined
+  pick(instances: readonly Instance[], eligible: Uint8Array, request: PickRequest, now: number): Instance | undefined
 }

@@ -13,8 +13,36 @@ export interface InstanceConfig {
   /** Origin without a trailing slash. */
   readonly url: string
   readonly weight: number
-  /** Undefined: no limit. */
-  readonly maxConcurrency: number | undefined
+  /** Most model requests at once (OLLAMA_NUM_PARALLEL). */
+  readonly maxConcurrency: number
+}
+
+export interface BalancerConfig {
+  readonly policy: PolicyName
+  readonly maxQueue: number
+  readonly queueTimeoutMs: number
+  readonly failurePenaltyMs: number
+  readonly failureDecayMs: number
+  readonly coldModelPenaltyMs: number
+  readonly slowStartMs: number
+  readonly affinity: {
+    /** Lower-cased header name, or undefined. */
+    readonly header: string | undefined
+    readonly prefixBytes: number
+    readonly tolerance: number
+  }
+}
+
+export interface HealthConfig {
+  readonly intervalMs: number
+  readonly timeoutMs: number
+  readonly unhealthyAfter: number
+  readonly healthyAfter: number
+  /** 0: passive ejection off. */
+  readonly ejectAfter: number
+  readonly ejectionTimeMs: number
+  readonly maxEjectionTimeMs: number
+  readonly modelsIntervalMs: number
 }
 
 export interface Config {
@@ -22,7 +50,8 @@ export interface Config {
   readonly instances: readonly InstanceConfig[]
   readonly redis: { readonly url: string } | undefined
   readonly logLevel: (typeof LOG_LEVELS)[number]
-  readonly balancer: { readonly policy: PolicyName }
+  readonly balancer: BalancerConfig
+  readonly health: HealthConfig
   readonly proxy: {
     readonly maxAttempts: number
     readonly maxBodyBytes: number
@@ -53,7 +82,30 @@ export function compileConfig(file: ConfigFile): Config {
     }),
     redis: file.redis ? { url: file.redis.url } : undefined,
     logLevel: file.log.level,
-    balancer: { policy: file.balancer.policy },
+    balancer: {
+      policy: file.balancer.policy,
+      maxQueue: file.balancer.max_queue,
+      queueTimeoutMs: ms(file.balancer.queue_timeout),
+      failurePenaltyMs: ms(file.balancer.failure_penalty),
+      failureDecayMs: ms(file.balancer.failure_decay),
+      coldModelPenaltyMs: ms(file.balancer.cold_model_penalty),
+      slowStartMs: ms(file.balancer.slow_start),
+      affinity: {
+        header: file.balancer.affinity.header?.toLowerCase(),
+        prefixBytes: file.balancer.affinity.prefix_bytes,
+        tolerance: file.balancer.affinity.tolerance,
+      },
+    },
+    health: {
+      intervalMs: ms(file.health.interval),
+      timeoutMs: ms(file.health.timeout),
+      unhealthyAfter: file.health.unhealthy_after,
+      healthyAfter: file.health.healthy_after,
+      ejectAfter: file.health.eject_after,
+      ejectionTimeMs: ms(file.health.ejection_time),
+      maxEjectionTimeMs: ms(file.health.max_ejection_time),
+      modelsIntervalMs: ms(file.health.models_interval),
+    },
     proxy: {
       maxAttempts: file.proxy.max_attempts,
       maxBodyBytes: bytes(file.proxy.max_body_size),

@@ -12,13 +12,26 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 
 const show = (value: unknown): string => JSON.stringify(value) ?? String(value)
 
-/** A duration string (`30s`, `5m`, `250ms`) or a number of milliseconds. */
-function duration(fallback: string, description: string) {
+/** A duration string (`30s`, `5m`, `250ms`) or a number of milliseconds, at least `minMs`. */
+function duration(fallback: string, description: string, minMs = 0) {
   return z
     .union([z.string(), z.number()])
     .refine((v) => parseDuration(v) !== undefined, {
       error: (iss) => `must be a duration like "30s", "5m" or "250ms", got ${show(iss.input)}`,
     })
+    .refine((v) => (parseDuration(v) ?? Infinity) >= minMs, {
+      error: (iss) => `must be at least ${minMs} ms, got ${show(iss.input)}`,
+    })
+    .default(fallback)
+    .meta({ description: `${description} Default ${fallback}.` })
+}
+
+/** A whole number of at least `min`. */
+function count(fallback: number, description: string, min = 1) {
+  return z
+    .number()
+    .int({ error: (iss) => `must be a whole number, got ${show(iss.input)}` })
+    .min(min, { error: (iss) => `must be at least ${min}, got ${show(iss.input)}` })
     .default(fallback)
     .meta({ description: `${description} Default ${fallback}.` })
 }
@@ -85,10 +98,10 @@ const instanceSchema = z
       .number()
       .int()
       .positive({ error: (iss) => `must be a whole number above 0, got ${show(iss.input)}` })
-      .optional()
+      .default(4)
       .meta({
         description:
-          'Most requests corral sends to this instance at once; when every instance is full corral answers 503 with Retry-After. Default: no limit.',
+          'Most model requests (generate, chat, embed) corral sends to this instance at once; set it to the instance\'s OLLAMA_NUM_PARALLEL. More wait in corral\'s queue and go to whichever instance frees first. Default 4.',
       }),
   })
   .meta({ description: 'One Ollama instance behind corral.' })
@@ -130,14 +143,69 @@ export const configSchema = z
       .strictObject({
         policy: z
           .enum(policyNames)
-          .default('round-robin')
+          .default('load-score')
           .meta({
             description:
-              'How an instance is chosen for each request: round-robin (smooth, weighted) or least-inflight (fewest requests in flight per unit of weight). Default round-robin.',
+              'How an instance is chosen for each request: load-score (predicted finish time from in-flight work, peak-EWMA speed, cold-model and failure penalties), round-robin (smooth, weighted) or least-inflight (fewest requests in flight per unit of weight). Default load-score.',
           }),
+        max_queue: count(512, 'Requests that may wait in corral for a free instance slot; more get 503 with Retry-After.', 0),
+        queue_timeout: duration('5m', 'Longest wait in the queue; then 503 with Retry-After.', 1),
+        failure_penalty: duration(
+          '5s',
+          'Added to an instance\'s score for each failure (refused, timeout, 5xx, 503 busy, 429), decaying with failure_decay.',
+        ),
+        failure_decay: duration('10s', 'Time constant of the failure penalty\'s exponential decay.', 1),
+        cold_model_penalty: duration(
+          '5s',
+          'Added to the score of an instance where the requested model is not loaded (from /api/ps).',
+        ),
+        slow_start: duration(
+          '30s',
+          'A recovered instance\'s weight ramps from 10% to 100% over this time instead of taking the whole queue at once. 0 turns it off.',
+        ),
+        affinity: z
+          .strictObject({
+            header: z
+              .string()
+              .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, { error: (iss) => `must be an HTTP header name, got ${show(iss.input)}` })
+              .optional()
+              .meta({ description: 'Request header naming a session (e.g. X-Session-Id). Default: none.' }),
+            prefix_bytes: count(
+              0,
+              'Also key sessions on a hash of the first this-many bytes of messages/prompt (KV-cache reuse). 0 turns it off.',
+              0,
+            ),
+            tolerance: z
+              .number()
+              .min(1, { error: (iss) => `must be at least 1, got ${show(iss.input)}` })
+              .default(1.5)
+              .meta({
+                description:
+                  'The session\'s previous instance is kept while its score is at most this times the best score. Default 1.5.',
+              }),
+          })
+          .prefault({})
+          .meta({ description: 'Session affinity: prefer the instance that served a session before. Off unless header or prefix_bytes is set.' }),
       })
       .prefault({})
       .meta({ description: 'Instance selection.' }),
+    health: z
+      .strictObject({
+        interval: duration('30s', 'Time between active checks (GET /api/version) of each instance.', 1000),
+        timeout: duration('5s', 'Time an active check may take before it counts as failed.', 1),
+        unhealthy_after: count(2, 'Consecutive failed active checks that mark an instance unhealthy.'),
+        healthy_after: count(1, 'Consecutive passed active checks that bring an unhealthy instance back.'),
+        eject_after: count(
+          3,
+          'Consecutive failures on real traffic that eject an instance (passive health). 0 turns passive ejection off.',
+          0,
+        ),
+        ejection_time: duration('30s', 'First ejection time; the n-th ejection in a row lasts n times this.', 1),
+        max_ejection_time: duration('5m', 'Cap on the ejection time.', 1),
+        models_interval: duration('30s', 'Time between model discovery polls (/api/tags and /api/ps) of each instance.', 1000),
+      })
+      .prefault({})
+      .meta({ description: 'Active and passive health checks, and model discovery.' }),
     proxy: z
       .strictObject({
         max_attempts: z

@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'CORRAL_UPSTREAM_FAILED'
   | 'CORRAL_UPSTREAM_TIMEOUT'
   | 'CORRAL_UPSTREAM_BUSY'
+  | 'CORRAL_QUEUE_FULL'
+  | 'CORRAL_QUEUE_TIMEOUT'
   | 'CORRAL_INTERNAL'
 
 /** An error corral answers with. */
@@ -127,6 +129,26 @@ export function noInstance(count: number): CorralError {
     503,
     `server busy, please try again: all ${count} instance${count === 1 ? ' is' : 's are'} at their concurrency limit`,
     1,
+  )
+}
+
+/** The answer when the queue for a free instance slot is full. */
+export function queueFull(limit: number): CorralError {
+  return new CorralError(
+    'CORRAL_QUEUE_FULL',
+    503,
+    `server busy, please try again: every instance is at its concurrency limit and the queue is full (${limit} waiting)`,
+    1,
+  )
+}
+
+/** The answer when a request waited for a free instance slot longer than the queue timeout. */
+export function queueTimeout(waitedMs: number): CorralError {
+  return new CorralError(
+    'CORRAL_QUEUE_TIMEOUT',
+    503,
+    `server busy, please try again: no instance slot became free within ${Math.round(waitedMs / 1000)}s`,
+    5,
   )
 }
 

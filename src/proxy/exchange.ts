@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Instance } from '../balancer/instance.js'
+import type { BalancedRequest } from '../balancer/balancer.js'
+import type { Instance, WorkKind } from '../balancer/instance.js'
 import type { Route } from './routes.js'
 
 /**
@@ -21,7 +22,7 @@ export interface ResponseTap {
  * One client request and its response, as it moves through corral. Created once per request;
  * everything the stages learn (body, model, chosen instance, timings) is recorded here.
  */
-export class Exchange {
+export class Exchange implements BalancedRequest {
   readonly req: IncomingMessage
   readonly res: ServerResponse
   readonly id: string
@@ -38,6 +39,12 @@ export class Exchange {
   json: Record<string, unknown> | undefined
   /** The `model` field of the body, if any. */
   model: string | undefined
+  /** The requested model's canonical name (`name:tag`), if any. */
+  modelKey: string | undefined
+  /** Session key for affinity, if configured and present. */
+  affinityKey: string | undefined
+  /** No candidate instance was healthy: the request goes round-robin over all of them. */
+  fallback = false
   /** The instance that answered (or was tried last). */
   instance: Instance | undefined
   /** Upstream attempts made. */
@@ -63,6 +70,11 @@ export class Exchange {
     this.route = route
     this.target = req.url ?? '/'
     this.startedAt = startedAt
+  }
+
+  /** The model work this request runs, if any. */
+  get work(): WorkKind | undefined {
+    return this.route.work
   }
 
   /** Whether the request can be sent again to another instance (its body was read whole). */

@@ -17,12 +17,16 @@ import { acceptedRequestId, newRequestId, upstreamRequestHeaders } from './heade
 import { UpstreamAttempt } from './upstream-attempt.js'
 import { BodyAborted, parseFields, readBody } from './request-body.js'
 import { routeFor } from './routes.js'
+import { canonicalModel } from '../balancer/model-name.js'
+import type { RequestWindow } from '../observability/request-window.js'
 
 export interface ProxyDeps {
   balancer: Balancer
   cache: RequestCache
   logger: Logger
   config: Config['proxy']
+  /** Last-minute request counts and latencies for the stats endpoint. */
+  window: RequestWindow
 }
 
 export class Proxy {
@@ -30,6 +34,7 @@ export class Proxy {
   readonly #cache: RequestCache
   readonly #logger: Logger
   readonly #config: Config['proxy']
+  readonly #window: RequestWindow
   readonly #forward = (ex: Exchange): Promise<void> => this.#forwardWithFailover(ex)
   #active = 0
   #idle: (() => void)[] = []
@@ -39,6 +44,7 @@ export class Proxy {
     this.#cache = deps.cache
     this.#logger = deps.logger
     this.#config = deps.config
+    this.#window = deps.window
   }
 
   /** Requests being handled right now. */
@@ -73,6 +79,8 @@ export class Proxy {
           if (fields !== undefined) {
             ex.json = fields.json
             ex.model = fields.model
+            if (fields.model !== undefined && fields.model !== '') ex.modelKey = canonicalModel(fields.model)
+            ex.affinityKey = this.#balancer.affinityKeyOf(req.headers, fields.json)
           }
         }
       }
@@ -90,12 +98,12 @@ export class Proxy {
   }
 
   async #forwardWithFailover(ex: Exchange): Promise<void> {
-    const maxAttempts = ex.replayable ? this.#config.maxAttempts : 1
     let tried: Set<Instance> | undefined
     let resetOnce: Set<Instance> | undefined
     let failures: { instance: string; failure: UpstreamFailure }[] | undefined
-    while (ex.attempts < maxAttempts && !ex.clientGone) {
-      const instance = this.#balancer.pick(tried)
+    // With no healthy instance, every instance gets its turn before the client hears "no".
+    while (ex.attempts < this.#maxAttempts(ex) && !ex.clientGone) {
+      const instance = await this.#balancer.acquire(ex, tried)
       if (instance === undefined) break
       ex.attempts++
       ex.instance = instance
@@ -117,10 +125,13 @@ export class Proxy {
     throw failures === undefined ? noInstance(this.#balancer.instances.length) : attemptsFailed(failures)
   }
 
-  /** Sends the request to one instance and relays the answer; a failure before any byte is returned. */
+  #maxAttempts(ex: Exchange): number {
+    if (!ex.replayable) return 1
+    return ex.fallback ? Math.max(this.#config.maxAttempts, this.#balancer.instances.length) : this.#config.maxAttempts
+  }
+
+  /** Sends the request to one instance (its slot taken) and relays the answer; a failure before any byte is returned. */
   async #attempt(ex: Exchange, instance: Instance): Promise<UpstreamFailure | undefined> {
-    instance.inFlight++
-    instance.requests++
     const attempt = new UpstreamAttempt(ex, instance)
     ex.upstream = attempt
     try {
@@ -142,7 +153,7 @@ export class Proxy {
       return await attempt.done
     } finally {
       ex.upstream = undefined
-      instance.inFlight--
+      this.#balancer.release(instance, ex, attempt)
     }
   }
 
@@ -178,8 +189,9 @@ export class Proxy {
   }
 
   #log(ex: Exchange): void {
-    if (!this.#logger.isLevelEnabled('info')) return
     const ms = performance.now() - ex.startedAt
+    this.#window.record(ms, ex.error !== undefined || ex.res.statusCode >= 500)
+    if (!this.#logger.isLevelEnabled('info')) return
     this.#logger.info(
       {
         req: ex.id,

@@ -4,6 +4,8 @@
  * serve as metric labels.
  */
 
+import type { WorkKind } from '../balancer/instance.js'
+
 export type RouteName =
   | 'generate'
   | 'chat'
@@ -28,6 +30,8 @@ export type RouteName =
 
 export interface Route {
   readonly name: RouteName
+  /** The model work the route runs (timed and capped per instance), or undefined for none. */
+  readonly work: WorkKind | undefined
   /** Error bodies corral writes for this route: Ollama's `{"error": "..."}` or OpenAI's. */
   readonly dialect: 'ollama' | 'openai'
   /** The JSON body is parsed so corral can read `model` and friends (and reject bad types). */
@@ -39,8 +43,18 @@ export interface Route {
   readonly streamsBody: boolean
 }
 
+const WORK: Partial<Record<RouteName, WorkKind>> = {
+  generate: 'generation',
+  chat: 'generation',
+  openai_chat: 'generation',
+  openai_completions: 'generation',
+  embed: 'embedding',
+  embeddings: 'embedding',
+  openai_embeddings: 'embedding',
+}
+
 const route = (name: RouteName, readsJson: boolean, dialect: Route['dialect'] = 'ollama', streamsBody = false): Route =>
-  Object.freeze({ name, dialect, readsJson, streamsBody })
+  Object.freeze({ name, work: WORK[name], dialect, readsJson, streamsBody })
 
 const EXACT: ReadonlyMap<string, Route> = new Map([
   ['/api/generate', route('generate', true)],

@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
+import type { AttemptReport } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
 import { busyFailure, errorBody, upstreamFailure, type UpstreamFailure } from './errors.js'
 import type { Exchange } from './exchange.js'
@@ -13,6 +14,10 @@ import { clientResponseHeaders } from './headers.js'
 /** 503 bodies are short; more than this is not kept for the final answer. */
 const MAX_BUSY_BODY_BYTES = 4096
 const NEWLINE = 0x0a
+/** Ollama's final chunk ends with its counts; this much of the body's end holds them. */
+const TAIL_BYTES = 384
+const EVAL_COUNT = /"eval_count":(\d+)/
+const EVAL_DURATION = /"eval_duration":(\d+)/
 
 type Phase = 'waiting' | 'relaying' | 'busy' | 'done'
 
@@ -28,7 +33,7 @@ class ClientGone extends Error {
  * failure when the attempt failed before any byte reached the client, so another instance may
  * be tried. Never rejects.
  */
-export class UpstreamAttempt implements Dispatcher.DispatchHandler {
+export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptReport {
   readonly #ex: Exchange
   readonly #instance: Instance
   /** 503 answers are held back (and another instance tried) only when the request can be re-sent. */
@@ -41,6 +46,19 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   #lastByte = NEWLINE
   #streamKind: 'ndjson' | 'sse' | 'other' = 'other'
   #waitingForDrain = false
+  readonly #startedAt = performance.now()
+  /** Keep the end of the body for Ollama's counts (generations answered 200 only). */
+  #keepTail = false
+  #tail: Buffer | undefined
+  #beforeTail: Buffer | undefined
+  outcome: AttemptReport['outcome'] = 'neutral'
+  failureReason: string | undefined
+  ok = false
+  streamed = false
+  ttfbMs = -1
+  totalMs = 0
+  evalCount = 0
+  evalMs = 0
   readonly #onDrain = (): void => {
     this.#waitingForDrain = false
     this.#controller?.resume()
@@ -77,8 +95,13 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     }
     const ex = this.#ex
     this.#phase = 'relaying'
+    this.ttfbMs = performance.now() - this.#startedAt
+    this.ok = statusCode === 200
+    this.#keepTail = this.ok && ex.work === 'generation'
+    if (statusCode >= 500 || statusCode === 429) this.failureReason = `status ${statusCode}`
     // An error line can only be appended to a chunked stream; a body of declared length is cut.
     if (headers['content-length'] === undefined) {
+      this.streamed = true
       const type = headers['content-type']
       if (typeof type === 'string') {
         if (type.includes('ndjson')) this.#streamKind = 'ndjson'
@@ -94,6 +117,10 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#phase === 'relaying') {
       const ex = this.#ex
+      if (this.#keepTail) {
+        this.#beforeTail = chunk.length < TAIL_BYTES ? this.#tail : undefined
+        this.#tail = chunk
+      }
       ex.tap?.data(chunk)
       if (!ex.relay) return
       this.#lastByte = chunk[chunk.length - 1] ?? this.#lastByte
@@ -112,6 +139,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     const ex = this.#ex
     if (ex.relay) ex.res.end()
     ex.tap?.end()
+    if (this.#keepTail) this.#readCounts()
+    if (this.failureReason !== undefined) this.#countFailure(this.failureReason)
     this.#finish(undefined)
   }
 
@@ -119,13 +148,14 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     const ex = this.#ex
     if (ex.clientGone || err instanceof ClientGone) {
       ex.clientGone = true
+      this.failureReason = undefined
       if (this.#phase === 'relaying') ex.tap?.abort('client went away')
       return this.#finish(undefined)
     }
     if (this.#phase === 'busy') return this.#finish(busyFailure(busyDetail(this.#busyBody)))
     const failure = upstreamFailure(err)
     if (this.#phase === 'waiting') return this.#finish(failure)
-    this.#countFailure(failure)
+    this.#countFailure(failure.message)
     // Part of the answer is already with the client: say so in the stream, or cut it.
     const message = `upstream ${this.#instance.name} failed mid-response: ${failure.message}`
     ex.error = message
@@ -147,13 +177,31 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   #finish(outcome: UpstreamFailure | undefined): void {
     if (this.#phase === 'done') return
     this.#phase = 'done'
-    if (outcome !== undefined) this.#countFailure(outcome)
+    this.totalMs = performance.now() - this.#startedAt
+    if (outcome !== undefined) this.#countFailure(outcome.message)
+    else if (this.outcome === 'neutral' && !this.#ex.clientGone) this.outcome = 'success'
     this.#resolve(outcome)
   }
 
-  #countFailure(failure: UpstreamFailure): void {
+  /** Records a failure against the instance: a failure before the first byte, a 5xx or 429 answer, or a cut stream. */
+  #countFailure(message: string): void {
+    if (this.outcome === 'failure') return
+    this.outcome = 'failure'
+    this.failureReason = message
     this.#instance.failures++
-    this.#instance.lastError = failure.message
+    this.#instance.lastError = message
+  }
+
+  /** Ollama's eval_count and eval_duration from the end of a generation's body. */
+  #readCounts(): void {
+    const tail = this.#tail
+    if (tail === undefined) return
+    const end = (this.#beforeTail === undefined ? tail : Buffer.concat([this.#beforeTail, tail])).toString('latin1')
+    const count = EVAL_COUNT.exec(end)
+    const duration = EVAL_DURATION.exec(end)
+    if (count === null || duration === null) return
+    this.evalCount = Number(count[1])
+    this.evalMs = Number(duration[1]) / 1e6
   }
 }
 

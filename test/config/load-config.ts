@@ -29,10 +29,10 @@ const problems = (raw: Record<string, unknown>): readonly string[] => problemsOf
 t.test('defaults: listen 127.0.0.1:11435, one instance at 127.0.0.1:11434, memory cache', async (t) => {
   const { config } = loadConfig({ env: {} })
   t.same(config.listen, { host: '127.0.0.1', port: 11435 })
-  t.same(config.instances, [{ name: '127.0.0.1:11434', url: 'http://127.0.0.1:11434', weight: 1, maxConcurrency: undefined }])
+  t.same(config.instances, [{ name: '127.0.0.1:11434', url: 'http://127.0.0.1:11434', weight: 1, maxConcurrency: 4 }])
   t.equal(config.redis, undefined)
   t.equal(config.logLevel, 'info')
-  t.equal(config.balancer.policy, 'round-robin')
+  t.equal(config.balancer.policy, 'load-score')
   t.same(config.proxy, {
     maxAttempts: 3,
     maxBodyBytes: 32 * 1024 * 1024,
@@ -122,7 +122,15 @@ t.test('one rule per field, each reported with its path, all at once', async (t)
     ['loop', { listen: '127.0.0.1:9999', instances: [{ url: 'http://localhost:9999' }] }, "instances[0].url points at corral's own listen address 127.0.0.1:9999; that would loop (is OLLAMA_HOST set to corral?)"],
     ['redis url', { redis: { url: 'http://r' } }, 'redis.url must be a redis:// or rediss:// URL, got "http://r"'],
     ['log level', { log: { level: 'loud' } }, 'log.level must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud"'],
-    ['policy', { balancer: { policy: 'random' } }, 'balancer.policy must be one of "round-robin", "least-inflight", got "random"'],
+    ['policy', { balancer: { policy: 'random' } }, 'balancer.policy must be one of "load-score", "least-inflight", "round-robin", got "random"'],
+    ['max_queue', { balancer: { max_queue: -1 } }, 'balancer.max_queue must be at least 0, got -1'],
+    ['queue_timeout', { balancer: { queue_timeout: 'soon' } }, 'balancer.queue_timeout must be a duration like "30s", "5m" or "250ms", got "soon"'],
+    ['affinity header', { balancer: { affinity: { header: 'X Session' } } }, 'balancer.affinity.header must be an HTTP header name, got "X Session"'],
+    ['affinity tolerance', { balancer: { affinity: { tolerance: 0.5 } } }, 'balancer.affinity.tolerance must be at least 1, got 0.5'],
+    ['health interval floor', { health: { interval: '100ms' } }, 'health.interval must be at least 1000 ms, got "100ms"'],
+    ['unhealthy_after', { health: { unhealthy_after: 0 } }, 'health.unhealthy_after must be at least 1, got 0'],
+    ['eject_after', { health: { eject_after: 1.5 } }, 'health.eject_after must be a whole number, got 1.5'],
+    ['models_interval', { health: { models_interval: 10 } }, 'health.models_interval must be at least 1000 ms, got 10'],
     ['max_attempts', { proxy: { max_attempts: 0 } }, 'proxy.max_attempts must be at least 1, got 0'],
     ['duration', { proxy: { connect_timeout: '5 years' } }, 'proxy.connect_timeout must be a duration like "30s", "5m" or "250ms", got "5 years"'],
     ['size', { proxy: { max_body_size: 'huge' } }, 'proxy.max_body_size must be a size like "32MiB", "64KiB" or a number of bytes, got "huge"'],

@@ -10,7 +10,11 @@ import { ndjson, send } from '../fixtures/http.js'
 t.test('120 concurrent mixed requests over two instances', async (t) => {
   const fakes = await Promise.all([startFakeOllama({ numParallel: 4, tokenDelayMs: 3 }), startFakeOllama({ numParallel: 4, tokenDelayMs: 3 })])
   t.teardown(() => Promise.all(fakes.map((f) => f.close())))
-  const { url, corral } = await startCorral(t, fakes.map((f) => f.url))
+  // No cap reached (so no queue): round-robin's split is exact.
+  const { url, corral } = await startCorral(t, fakes.map((f) => f.url), {
+    instances: fakes.map((f, i) => ({ url: f.url, name: `i${i}`, max_concurrency: 120 })),
+    balancer: { policy: 'round-robin' },
+  })
   const requests = Array.from({ length: 120 }, (_, i) => {
     switch (i % 3) {
       case 0:

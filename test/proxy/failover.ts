@@ -199,9 +199,12 @@ t.test('blob uploads stream and are not retried', async (t) => {
   t.equal(big.headers.connection, 'close', 'an upload left unread is not read just to keep the connection')
 })
 
-t.test('every instance at max_concurrency: 503 with Retry-After, nothing sent', async (t) => {
+t.test('every instance at max_concurrency and the queue full: 503 with Retry-After, nothing sent', async (t) => {
   const [a] = await fleet(t, 1)
-  const { url, corral } = await startCorral(t, [a!.url], { instances: [{ url: a!.url, name: 'i0', max_concurrency: 1 }] })
+  const { url, corral } = await startCorral(t, [a!.url], {
+    instances: [{ url: a!.url, name: 'i0', max_concurrency: 1 }],
+    balancer: { max_queue: 0 },
+  })
   a!.script({ kind: 'hang' })
   const controller = new AbortController()
   const first = request(`${url}/api/generate`, { method: 'POST', body: JSON.stringify(GENERATE), signal: controller.signal })
@@ -209,7 +212,7 @@ t.test('every instance at max_concurrency: 503 with Retry-After, nothing sent', 
   const res = await send(url, 'POST', '/api/generate', GENERATE)
   t.equal(res.status, 503)
   t.equal(res.headers['retry-after'], '1')
-  t.match(res.json, { error: /all 1 instance is at their concurrency limit/ })
+  t.match(res.json, { error: /every instance is at its concurrency limit and the queue is full \(0 waiting\)/ })
   t.equal(a!.count(), 1)
   controller.abort()
   await t.rejects(first)

@@ -10,6 +10,7 @@ import { Readiness } from './balancer/readiness.js'
 import { passThroughCache, type RequestCache } from './cache/request-cache.js'
 import type { Config } from './config/config.js'
 import { createLogger, flushLogger, type Logger } from './observability/logger.js'
+import { ClusterViews } from './proxy/cluster-views.js'
 import { Proxy } from './proxy/proxy.js'
 import { createHttpServer } from './server.js'
 
@@ -42,7 +43,8 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     connectTimeoutMs: config.proxy.connectTimeoutMs,
     connections: config.proxy.connectionsPerInstance,
   })
-  const proxy = new Proxy({ balancer, cache: deps.cache ?? passThroughCache, logger, config: config.proxy })
+  const views = new ClusterViews({ candidates: () => balancer.instances, logger, config: config.proxy })
+  const proxy = new Proxy({ balancer, cache: deps.cache ?? passThroughCache, logger, config: config.proxy, views })
   const readiness = new Readiness(balancer.instances)
   let draining = false
   const server = createHttpServer(config.server, { proxy, readiness, draining: () => draining })

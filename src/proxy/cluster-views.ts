@@ -39,6 +39,15 @@ type Sent =
   | { readonly instance: Instance; readonly reply: Dispatcher.ResponseData; readonly failure?: undefined }
   | { readonly instance: Instance; readonly reply?: undefined; readonly failure: UpstreamFailure }
 
+/** Why an instance's model list is missing from a merged list. */
+interface ListFailure {
+  /** The instance's HTTP status; undefined when there was no usable answer. */
+  readonly status: number | undefined
+  /** The instance's own error message (or the transport error). */
+  readonly message: string
+  readonly failure: UpstreamFailure
+}
+
 /** How one instance's part of a model-management request ended. */
 interface Outcome {
   readonly instance: Instance
@@ -92,18 +101,18 @@ export class ClusterViews {
     ex.upstream = undefined
     if (ex.clientGone) return
     const lists: unknown[][] = []
-    const failures: { instance: string; status: number | undefined; failure: UpstreamFailure }[] = []
+    const failures: (ListFailure & { instance: string })[] = []
     for (let i = 0; i < read.length; i++) {
       const r = read[i]!
       if (Array.isArray(r)) lists.push(r)
-      else failures.push({ instance: instances[i]!.name, status: r.status, failure: r.failure })
+      else failures.push({ instance: instances[i]!.name, ...r })
     }
     if (lists.length === 0) {
       // Every instance refused the request itself (a wrong method, say): that is the answer.
       const first = failures[0]!
       if (first.status !== undefined && first.status < 500 && failures.every((f) => f.status === first.status)) {
-        const messages = new Set(failures.map((f) => f.failure.message))
-        const message = messages.size === 1 ? first.failure.message : failures.map((f) => `${f.instance}: ${f.failure.message}`).join('; ')
+        const messages = new Set(failures.map((f) => f.message))
+        const message = messages.size === 1 ? first.message : failures.map((f) => `${f.instance}: ${f.message}`).join('; ')
         throw new CorralError('CORRAL_UPSTREAM_FAILED', first.status, message)
       }
       throw attemptsFailed(failures)
@@ -117,22 +126,26 @@ export class ClusterViews {
   }
 
   /** The model list of one instance's answer, or why there is none. */
-  async #readList(s: Sent, kind: ModelListKind): Promise<unknown[] | { status: number | undefined; failure: UpstreamFailure }> {
-    if (s.reply === undefined) return { status: undefined, failure: s.failure }
+  async #readList(s: Sent, kind: ModelListKind): Promise<unknown[] | ListFailure> {
+    if (s.reply === undefined) return { status: undefined, message: s.failure.message, failure: s.failure }
     const status = s.reply.statusCode
     let text: string
     try {
       text = await s.reply.body.text()
     } catch (err) {
-      return { status: undefined, failure: this.#failed(s.instance, err) }
+      const failure = this.#failed(s.instance, err)
+      return { status: undefined, message: failure.message, failure }
     }
     if (status < 200 || status > 299) {
       const message = errorMessage(status, text)
-      return { status, failure: status === 503 ? busyFailure(message) : { kind: 'other', message: `${status} ${message}`, retryable: false } }
+      const failure: UpstreamFailure =
+        status === 503 ? busyFailure(message) : { kind: 'other', message: `${status} ${message}`, retryable: false }
+      return { status, message, failure }
     }
     const list = listOf(kind, text)
     if (list !== undefined) return list
-    return { status: undefined, failure: { kind: 'other', message: `invalid ${kind} answer`, retryable: false } }
+    const message = `invalid ${kind} answer`
+    return { status: undefined, message, failure: { kind: 'other', message, retryable: false } }
   }
 
   // ---- model management ---------------------------------------------------------------------
@@ -198,7 +211,9 @@ export class ClusterViews {
       return
     }
     // Mid-stream errors are a last line with an error key, the status stays 200 (as in Ollama).
-    ex.error = failureMessage(op, outcomes)
+    // Every instance failing alike (no such model in the registry, say) reads as Ollama's own.
+    const alike = new Set(outcomes.map((o) => o.text)).size === 1
+    ex.error = alike ? outcomes[0]!.text : failureMessage(op, outcomes)
     res.end(JSON.stringify({ error: ex.error }) + '\n')
   }
 

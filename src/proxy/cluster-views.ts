@@ -51,8 +51,8 @@ interface ListFailure {
 /** How one instance's part of a model-management request ended. */
 interface Outcome {
   readonly instance: Instance
-  /** The instance's HTTP status; undefined when it could not be reached. */
-  readonly status: number | undefined
+  /** The instance's HTTP status (500 for an error in its stream); undefined when it could not be reached. */
+  status: number | undefined
   readonly contentType: string | undefined
   ok: boolean
   /** The answer's body when it succeeded (not streamed), else the error message. */
@@ -94,8 +94,8 @@ export class ClusterViews {
   // ---- merged lists -------------------------------------------------------------------------
 
   async #mergedList(ex: Exchange, instances: readonly Instance[], kind: ModelListKind): Promise<void> {
-    // HEAD /api/tags: the instances are asked with GET so the answer's length is the real one.
-    const method = ex.req.method === 'HEAD' ? 'GET' : (ex.req.method ?? 'GET')
+    // HEAD /api/tags (the only list Ollama answers HEAD for): asked with GET, for the real length.
+    const method = ex.req.method === 'HEAD' && kind === 'tags' ? 'GET' : (ex.req.method ?? 'GET')
     const sent = await this.#send(ex, instances, method)
     const read = await Promise.all(sent.map((s) => this.#readList(s, kind)))
     ex.upstream = undefined
@@ -152,8 +152,13 @@ export class ClusterViews {
 
   async #fanOut(ex: Exchange, instances: readonly Instance[]): Promise<void> {
     const op = ex.route.name
-    const streamed = (op === 'pull' || op === 'create') && ex.json?.stream !== false
-    const sent = await this.#send(ex, instances, ex.req.method ?? 'POST')
+    const progress = op === 'pull' || op === 'create'
+    const streamed = progress && ex.json?.stream !== false
+    // With stream:false Ollama sends nothing until a pull is complete, which for a large model
+    // takes longer than any first-byte timeout. So the instances are always asked for a stream,
+    // and the single answer is assembled here, as Ollama's own waitForStream does.
+    const body = progress && !streamed && ex.json !== undefined ? Buffer.from(JSON.stringify({ ...ex.json, stream: true })) : ex.body
+    const sent = await this.#send(ex, instances, ex.req.method ?? 'POST', body)
     const outcomes: Outcome[] = sent.map((s) => ({
       instance: s.instance,
       status: s.reply?.statusCode,
@@ -162,8 +167,8 @@ export class ClusterViews {
       text: s.failure?.message ?? '',
     }))
     try {
-      if (streamed && outcomes.some((o) => o.status !== undefined && o.status >= 200 && o.status <= 299)) {
-        await this.#streamProgress(ex, op, sent, outcomes)
+      if (progress && outcomes.some((o) => o.status !== undefined && o.status >= 200 && o.status <= 299)) {
+        await this.#mergeProgress(ex, op, sent, outcomes, streamed)
         return
       }
       await Promise.all(sent.map((s, i) => this.#readOutcome(s, outcomes[i]!)))
@@ -182,15 +187,20 @@ export class ClusterViews {
     }
   }
 
-  /** One NDJSON progress sequence for all instances, ending with success or the failures. */
-  async #streamProgress(ex: Exchange, op: RouteName, sent: readonly Sent[], outcomes: Outcome[]): Promise<void> {
+  /**
+   * Streamed: one NDJSON progress sequence for all instances, ending with success or the
+   * failures. Not streamed: the instances' streams are read to their end for one JSON answer.
+   */
+  async #mergeProgress(ex: Exchange, op: RouteName, sent: readonly Sent[], outcomes: Outcome[], streamed: boolean): Promise<void> {
     const { res } = ex
-    res.writeHead(200, { 'content-type': NDJSON_TYPE, 'x-request-id': ex.id })
-    ex.firstByteAt = performance.now()
+    if (streamed) {
+      res.writeHead(200, { 'content-type': NDJSON_TYPE, 'x-request-id': ex.id })
+      ex.firstByteAt = performance.now()
+    }
     const merge = new ProgressMerge({
       instances: sent.length,
       write: (line) => {
-        if (!ex.clientGone) res.write(line)
+        if (streamed && !ex.clientGone) res.write(line)
       },
     })
     await Promise.all(
@@ -206,6 +216,11 @@ export class ClusterViews {
     if (ex.clientGone) return
     merge.flush()
     this.#logFailures(ex, outcomes)
+    if (!streamed) {
+      if (outcomes.every((o) => o.ok)) this.#answer(ex, 200, JSON_TYPE, '{"status":"success"}')
+      else throw combinedError(op, outcomes)
+      return
+    }
     if (outcomes.every((o) => o.ok)) {
       res.end('{"status":"success"}\n')
       return
@@ -236,6 +251,8 @@ export class ClusterViews {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) return
       const fields = value as Record<string, unknown>
       if (fields.error !== undefined) {
+        // An error in the stream: Ollama's waitForStream answers it with 500.
+        outcome.status = 500
         outcome.ok = false
         outcome.text = typeof fields.error === 'string' ? fields.error : JSON.stringify(fields.error)
       } else if (fields.status === 'success') {
@@ -298,7 +315,7 @@ export class ClusterViews {
    * Sends the client's request to every instance at once; resolves when each has answered with
    * headers or failed. The client leaving aborts them all (through `ex.upstream`).
    */
-  async #send(ex: Exchange, instances: readonly Instance[], method: string): Promise<Sent[]> {
+  async #send(ex: Exchange, instances: readonly Instance[], method: string, body = ex.body): Promise<Sent[]> {
     const controller = new AbortController()
     ex.upstream = { cancel: () => controller.abort() }
     ex.attempts = instances.length
@@ -309,7 +326,8 @@ export class ClusterViews {
       clientAddress: ex.req.socket.remoteAddress,
       streamedBody: false,
     })
-    const body = ex.body !== undefined && ex.body.length > 0 ? ex.body : null
+    // Every answer is read here, never relayed as bytes: ask for it uncompressed.
+    for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === 'accept-encoding') headers.splice(i, 2)
     return Promise.all(
       instances.map(async (instance): Promise<Sent> => {
         instance.requests++
@@ -318,7 +336,7 @@ export class ClusterViews {
             method,
             path: ex.target,
             headers,
-            body,
+            body: body !== undefined && body.length > 0 ? body : null,
             headersTimeout: this.#config.firstByteTimeoutMs,
             bodyTimeout: this.#config.idleTimeoutMs,
             signal: controller.signal,

@@ -291,7 +291,10 @@ t.test('pull with stream:false: one JSON answer', async (t) => {
       t.equal(res.status, c.status)
       t.equal(res.headers['content-type'], 'application/json; charset=utf-8')
       t.same(res.json, c.body)
-      for (const f of fakes) t.equal(f.count('/api/pull'), 1, `${f.name} asked once`)
+      for (const f of fakes) {
+        t.equal(f.count('/api/pull'), 1, `${f.name} asked once`)
+        t.same(f.requests.at(-1)!.body, { model: 'qwen3:0.6b', stream: true }, 'asked for a stream: no first-byte timeout on a long pull')
+      }
     })
   }
 })

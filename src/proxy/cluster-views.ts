@@ -199,6 +199,8 @@ export class ClusterViews {
     }
     const merge = new ProgressMerge({
       instances: sent.length,
+      // Progress lines are few and small (throttled per layer): not worth holding the instances'
+      // streams back for the client's backpressure.
       write: (line) => {
         if (streamed && !ex.clientGone) res.write(line)
       },
@@ -318,6 +320,8 @@ export class ClusterViews {
   async #send(ex: Exchange, instances: readonly Instance[], method: string, body = ex.body): Promise<Sent[]> {
     const controller = new AbortController()
     ex.upstream = { cancel: () => controller.abort() }
+    // Gone before this point, the client's leaving found nothing to cancel.
+    if (ex.clientGone) controller.abort()
     ex.attempts = instances.length
     // The request log names the instance that answered; with several, none did alone.
     if (instances.length === 1) ex.instance = instances[0]

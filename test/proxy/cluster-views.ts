@@ -312,6 +312,25 @@ t.test('a client that leaves during a pull aborts the request to every instance'
   t.pass('both upstream pulls were closed early')
 })
 
+t.test('a client that leaves while the lists are gathered aborts the request to every instance', async (t) => {
+  for (const path of ['/api/tags', '/api/ps']) {
+    await t.test(path, async (t) => {
+      const fakes = await fleet(t, 2)
+      const { url, logs, corral } = await startCorral(t, fakes.map((f) => f.url))
+      for (const f of fakes) f.script({ kind: 'hang' }, { path })
+      const controller = new AbortController()
+      const pending = request(url + path, { signal: controller.signal })
+      await Promise.all(fakes.map((f) => f.waitForRequests(1, path)))
+      controller.abort()
+      await t.rejects(pending)
+      await Promise.all(fakes.map((f) => f.waitForClosedEarly(1)))
+      t.same(fakes.map((f) => f.closedEarly), [1, 1], 'both instance requests were closed early')
+      t.same(corral.balancer.instances.map((i) => i.failures), [0, 0], 'not counted as instance failures')
+      t.notOk(logs.some((l) => l.level === 'warn'), 'nor logged as such')
+    })
+  }
+})
+
 // ---- delete, copy, create -------------------------------------------------------------------
 
 t.test('delete reaches every instance: 200 empty when all succeed', async (t) => {

@@ -51,7 +51,10 @@ interface ListFailure {
 /** How one instance's part of a model-management request ended. */
 interface Outcome {
   readonly instance: Instance
-  /** The instance's HTTP status (500 for an error in its stream); undefined when it could not be reached. */
+  /**
+   * The instance's HTTP status (500 for an error line in its stream); undefined when there is no
+   * answer to speak of (unreachable, or the answer broke off).
+   */
   status: number | undefined
   readonly contentType: string | undefined
   ok: boolean
@@ -272,9 +275,15 @@ export class ClusterViews {
       }
       take(pending)
     } catch (err) {
-      if (!outcome.ok && outcome.text === '') outcome.text = this.#failed(instance, err).message
+      if (!outcome.ok && outcome.text === '') {
+        outcome.status = undefined
+        outcome.text = this.#failed(instance, err).message
+      }
     }
-    if (!outcome.ok && outcome.text === '') outcome.text = 'the progress stream ended before success'
+    if (!outcome.ok && outcome.text === '') {
+      outcome.status = undefined
+      outcome.text = 'the progress stream ended before success'
+    }
   }
 
   /** Reads a whole (not streamed) answer into `outcome`. */
@@ -287,6 +296,7 @@ export class ClusterViews {
       outcome.text = outcome.ok ? text : errorMessage(status, text)
     } catch (err) {
       outcome.ok = false
+      outcome.status = undefined
       outcome.text = this.#failed(s.instance, err).message
     }
   }

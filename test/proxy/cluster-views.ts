@@ -276,6 +276,12 @@ t.test('pull with stream:false: one JSON answer', async (t) => {
       body: { error: 'pull failed on i1: pull model manifest: file does not exist (succeeded on i0)' },
     },
     {
+      name: 'one cut mid-stream: 500, named',
+      fault: (f) => f[1]!.script({ kind: 'die-after-chunks', chunks: 3 }, { path: '/api/pull' }),
+      status: 500,
+      body: { error: 'pull failed on i1: connection closed by the instance (succeeded on i0)' },
+    },
+    {
       name: "all fail alike: Ollama's own answer",
       fault: (f) => f.forEach((x) => x.script({ kind: 'status', status: 404, error: 'model "nope" not found' }, { path: '/api/pull' })),
       status: 404,

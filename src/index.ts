@@ -14,6 +14,7 @@ import type { Config } from './config/config.js'
 import { loadBalancerStats } from './observability/load-balancer-stats.js'
 import { createLogger, flushLogger, type Logger } from './observability/logger.js'
 import { RequestWindow } from './observability/request-window.js'
+import { ClusterViews } from './proxy/cluster-views.js'
 import { Proxy } from './proxy/proxy.js'
 import { createHttpServer } from './server.js'
 
@@ -47,7 +48,15 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
   const discovery = new ModelDiscovery(balancer.instances, config.health, logger)
   balancer.onRecovery((instance) => void discovery.refresh(instance))
   const window = new RequestWindow()
-  const proxy = new Proxy({ balancer, cache: deps.cache ?? passThroughCache, logger, config: config.proxy, window })
+  const views = new ClusterViews({
+    candidates: () => balancer.available(),
+    logger,
+    config: config.proxy,
+    modelsChanged: (instances) => {
+      for (const instance of instances) void discovery.refresh(instance)
+    },
+  })
+  const proxy = new Proxy({ balancer, cache: deps.cache ?? passThroughCache, logger, config: config.proxy, window, views })
   const readiness = new Readiness(balancer.instances)
   let draining = false
   const server = createHttpServer(config.server, {

@@ -321,6 +321,28 @@ void t.test('behaviours', async (t) => {
     t.equal(fake.closedEarly, 0)
   })
 
+  await t.test('fail-progress ends a pull with an error line (200), or 500 with stream:false; the model is not added', async (t) => {
+    const fake = await start(t)
+    fake.script({ kind: 'fail-progress', lines: 2 }, { path: '/api/pull' })
+    const streamed = await call(fake, 'POST', '/api/pull', { model: 'qwen3:0.6b' })
+    t.equal(streamed.status, 200)
+    const lines = streamed.text.trim().split('\n').map((l) => JSON.parse(l) as Json)
+    t.equal(lines.length, 3, 'two progress lines, then the error')
+    t.same(lines.at(-1), { error: 'pull model manifest: file does not exist' })
+    fake.script({ kind: 'fail-progress', lines: 0, error: 'max retries exceeded' }, { path: '/api/pull' })
+    const single = await call(fake, 'POST', '/api/pull', { model: 'qwen3:0.6b', stream: false })
+    t.equal(single.status, 500)
+    t.same(json(single), { error: 'max retries exceeded' })
+    t.notOk(json<{ models: { name: string }[] }>(await call(fake, 'GET', '/api/tags')).models.some((m) => m.name === 'qwen3:0.6b'))
+  })
+
+  await t.test('modifiedAt sets modified_at in /api/tags', async (t) => {
+    const old = '2024-01-02T03:04:05.000Z'
+    const fake = await start(t, { models: [{ name: 'a', modifiedAt: old }, { name: 'b' }] })
+    const { models } = json<{ models: { name: string; modified_at: string }[] }>(await call(fake, 'GET', '/api/tags'))
+    t.same(models.map((m) => [m.name, m.modified_at === old]), [['b:latest', false], ['a:latest', true]], 'newest first')
+  })
+
   await t.test('status answers at once, with Ollama or OpenAI error bodies', async (t) => {
     const fake = await start(t)
     fake.script({ kind: 'status', status: 503 }, { path: '/api/chat', times: 2 })

@@ -11,6 +11,7 @@ import type { Balancer } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
 import type { RequestCache } from '../cache/request-cache.js'
 import type { Config } from '../config/config.js'
+import type { ClusterViews } from './cluster-views.js'
 import { CorralError, attemptsFailed, errorBody, noInstance, type UpstreamFailure } from './errors.js'
 import { Exchange } from './exchange.js'
 import { acceptedRequestId, newRequestId, upstreamRequestHeaders } from './headers.js'
@@ -27,6 +28,8 @@ export interface ProxyDeps {
   config: Config['proxy']
   /** Last-minute request counts and latencies for the stats endpoint. */
   window: RequestWindow
+  /** Answers the routes that cover every instance (merged model lists, model management). */
+  views?: ClusterViews
 }
 
 export class Proxy {
@@ -35,6 +38,7 @@ export class Proxy {
   readonly #logger: Logger
   readonly #config: Config['proxy']
   readonly #window: RequestWindow
+  readonly #views: ClusterViews | undefined
   readonly #forward = (ex: Exchange): Promise<void> => this.#forwardWithFailover(ex)
   #active = 0
   #idle: (() => void)[] = []
@@ -45,6 +49,7 @@ export class Proxy {
     this.#logger = deps.logger
     this.#config = deps.config
     this.#window = deps.window
+    this.#views = deps.views
   }
 
   /** Requests being handled right now. */
@@ -84,7 +89,8 @@ export class Proxy {
           }
         }
       }
-      await this.#cache.handle(ex, this.#forward)
+      if (this.#views?.handles(route)) await this.#views.handle(ex)
+      else await this.#cache.handle(ex, this.#forward)
     } catch (err) {
       this.#answerError(ex, err)
     } finally {

@@ -25,6 +25,7 @@ export type RouteName =
   | 'openai_completions'
   | 'openai_embeddings'
   | 'openai_models'
+  | 'openai_model'
   | 'openai_other'
   | 'other'
 
@@ -77,7 +78,7 @@ const EXACT: ReadonlyMap<string, Route> = new Map([
 ])
 
 const BLOBS = route('blobs', false, 'ollama', true)
-const OPENAI_MODEL = route('openai_models', false, 'openai')
+const OPENAI_MODEL = route('openai_model', false, 'openai')
 const OPENAI_OTHER = route('openai_other', false, 'openai')
 const OPENAI_UPLOAD = route('openai_other', false, 'openai', true)
 const OTHER = route('other', false)

@@ -294,7 +294,6 @@ export class Balancer {
       waiter.timer = setTimeout(() => {
         if (this.#queue.remove(waiter)) waiter.fail(queueTimeout(this.#now() - waiter.since))
       }, this.#config.queueTimeoutMs)
-      waiter.timer.unref()
       request.upstream = {
         cancel: () => {
           if (this.#queue.remove(waiter)) waiter.settle(undefined)

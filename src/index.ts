@@ -46,7 +46,10 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
   const balancer = new Balancer(config, { logger })
   const health = new HealthChecker(balancer.instances, config.health)
   const discovery = new ModelDiscovery(balancer.instances, config.health, logger)
-  balancer.onRecovery((instance) => void discovery.refresh(instance))
+  // A recovered instance may have changed its models while it was away.
+  balancer.onHealthChange((instance, _from, to) => {
+    if (to === 'healthy') void discovery.refresh(instance)
+  })
   const window = new RequestWindow()
   const views = new ClusterViews({
     candidates: () => balancer.available(),

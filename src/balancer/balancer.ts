@@ -47,6 +47,8 @@ export interface AttemptReport {
   readonly evalMs: number
 }
 
+export type HealthChangeListener = (instance: Instance, from: HealthStateName, to: HealthStateName) => void
+
 export interface BalancerDeps {
   logger: Logger
   /** Wall clock in ms; injected for tests. */
@@ -77,7 +79,7 @@ export class Balancer {
   readonly #queue = new AdmissionQueue<BalancedRequest>()
   readonly #affinity = new Map<string, number>()
   #expectedTokens = DEFAULT_EXPECTED_TOKENS
-  #recoveryListeners: ((instance: Instance) => void)[] = []
+  #healthListeners: HealthChangeListener[] = []
 
   constructor(config: Config, deps: BalancerDeps) {
     this.#config = config.balancer
@@ -175,9 +177,9 @@ export class Balancer {
     return up.length > 0 ? up : this.instances
   }
 
-  /** Called with an instance that became healthy again (model discovery refreshes it at once). */
-  onRecovery(listener: (instance: Instance) => void): void {
-    this.#recoveryListeners.push(listener)
+  /** Called on every health state change of an instance (after it is logged). */
+  onHealthChange(listener: HealthChangeListener): void {
+    this.#healthListeners.push(listener)
   }
 
   /** Predicted finish time of a generation on `instance` (load-score policy only), for stats. */
@@ -348,9 +350,7 @@ export class Balancer {
     if (to === 'ejected') this.ejections[index]!++
     const level = to === 'healthy' ? 'info' : 'warn'
     this.#logger[level]({ instance: instance.name, from, to, reason }, `instance ${to}`)
-    if (to === 'healthy' && (from === 'unhealthy' || from === 'half_open')) {
-      for (const listener of this.#recoveryListeners) listener(instance)
-    }
+    for (const listener of this.#healthListeners) listener(instance, from, to)
     if (to === 'healthy' || to === 'half_open') this.#drain()
   }
 }

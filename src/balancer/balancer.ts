@@ -69,8 +69,9 @@ export class Balancer {
   /** Attempts dispatched and failed, over all instances. */
   requests = 0
   errors = 0
-  /** Health state changes so far (ejections counted per instance in `ejections`). */
+  /** Per instance: passive ejections, and health state changes of any kind. */
   readonly ejections: number[]
+  readonly stateChanges: number[]
   readonly #config: Config['balancer']
   readonly #logger: Logger
   readonly #now: () => number
@@ -92,6 +93,7 @@ export class Balancer {
       failureDecayMs: config.balancer.failureDecayMs,
     }
     this.ejections = config.instances.map(() => 0)
+    this.stateChanges = config.instances.map(() => 0)
     this.instances = config.instances.map(
       (c, i) => new Instance(i, c, pool, rules, (from, to, reason) => this.#onHealth(i, from, to, reason)),
     )
@@ -347,6 +349,7 @@ export class Balancer {
   #onHealth(index: number, from: HealthStateName, to: HealthStateName, reason: string): void {
     const instance = this.instances[index]
     if (instance === undefined) return // during construction: nothing can change yet
+    this.stateChanges[index]!++
     if (to === 'ejected') this.ejections[index]!++
     const level = to === 'healthy' ? 'info' : 'warn'
     this.#logger[level]({ instance: instance.name, from, to, reason }, `instance ${to}`)

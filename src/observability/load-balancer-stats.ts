@@ -32,6 +32,7 @@ export function loadBalancerStats(balancer: Balancer, window: RequestWindow, now
       errors: instance.failures,
       error_rate: instance.requests === 0 ? 0 : Math.round((instance.failures / instance.requests) * 1e4) / 1e4,
       ejections: balancer.ejections[instance.index] ?? 0,
+      state_changes: balancer.stateChanges[instance.index] ?? 0,
       ejected_until: instance.health.ejectedUntil === 0 ? null : new Date(instance.health.ejectedUntil).toISOString(),
       last_check: instance.health.lastCheckAt === 0 ? null : new Date(instance.health.lastCheckAt).toISOString(),
       last_check_ok: instance.health.lastCheckOk ?? null,

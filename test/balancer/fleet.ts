@@ -76,7 +76,7 @@ t.test('an instance that keeps failing is ejected after eject_after failures in 
   }
   await ejected
   const stats = (await send(url, 'GET', '/api/load-balancer-stats')).json as { instances: { state: string; errors: number; ejections: number }[] }
-  t.match(stats.instances[0], { state: 'ejected', errors: 3, ejections: 1 })
+  t.match(stats.instances[0], { state: 'ejected', errors: 3, ejections: 1, state_changes: 1 })
   t.equal(busy!.count('/api/generate'), 3, 'no traffic once ejected')
 })
 
@@ -140,6 +140,8 @@ t.test('model-aware routing: only instances with the model, loaded ones first', 
     t.equal((await send(url, 'POST', '/api/generate', { model: 'qwen3:8b', prompt: `q${i}`, stream: false })).status, 200)
   }
   t.equal(llama!.count('/api/generate'), 0, 'the instance without qwen3 gets none of it')
+  for (let i = 0; i < 3; i++) t.equal((await send(url, 'POST', '/api/show', { model: 'qwen3:8b' })).status, 200)
+  t.equal(llama!.count('/api/show'), 0, '/api/show goes to an instance that has the model')
   t.equal(qwen!.count('/api/generate') + both!.count('/api/generate'), 4)
   for (let i = 0; i < 4; i++) t.equal((await send(url, 'POST', '/api/generate', { ...GENERATE, prompt: `l${i}` })).status, 200)
   t.equal(llama!.count('/api/generate'), 0, 'llama3.2 goes where it is loaded, not where it would load cold')

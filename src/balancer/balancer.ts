@@ -17,7 +17,7 @@ import { LoadScorePolicy } from './load-score.js'
 import { canonicalModel } from './model-name.js'
 import { policies } from './policies.js'
 import { RoundRobinPolicy } from './round-robin.js'
-import type { PickRequest, SelectionPolicy } from './selection-policy.js'
+import { ELIGIBLE, FULL, type PickRequest, type SelectionPolicy } from './selection-policy.js'
 
 /** A request as the balancer sees it (the proxy's Exchange is one). */
 export interface BalancedRequest extends PickRequest {
@@ -27,6 +27,8 @@ export interface BalancedRequest extends PickRequest {
   fallback: boolean
   /** Cancels what the request is waiting for; the balancer sets it while the request is queued. */
   upstream: { cancel(): void } | undefined
+  /** The slot cell (Instance.expectedEnds) the request holds while in flight; -1 when none. */
+  slot: number
 }
 
 /** How one attempt ended, as the balancer needs it. */
@@ -120,7 +122,10 @@ export class Balancer {
     const now = this.#now()
     const found = this.#mark(request, tried, now)
     if (found === 'none') return undefined
-    if (found === 'free') return this.#take(request, now)
+    if (found === 'free') {
+      const placed = this.#place(request, now, this.#queue.length)
+      if (placed !== 'wait') return this.#take(request, placed, now)
+    }
     if (this.#queue.length >= this.#config.maxQueue) throw queueFull(this.#config.maxQueue)
     return this.#wait(request, tried, now)
   }
@@ -128,6 +133,10 @@ export class Balancer {
   /** Gives back the slot taken by `acquire`, with how the attempt went. */
   release(instance: Instance, request: BalancedRequest, report: AttemptReport): void {
     instance.inFlight--
+    if (request.slot >= 0) {
+      instance.expectedEnds[request.slot] = 0
+      request.slot = -1
+    }
     const now = this.#now()
     if (report.outcome === 'success') {
       instance.health.onSuccess(now)
@@ -187,7 +196,7 @@ export class Balancer {
   /** Predicted finish time of a generation on `instance` (load-score policy only), for stats. */
   scoreOf(instance: Instance, work: WorkKind = 'generation'): number | undefined {
     if (!(this.policy instanceof LoadScorePolicy)) return undefined
-    return this.policy.score(instance, { work, modelKey: undefined }, this.#now(), this.instances)
+    return this.policy.score(instance, { work, modelKey: undefined, maxTokens: undefined }, this.#now(), this.instances)
   }
 
   /** Requests in the queue that `instance` could serve. */
@@ -240,8 +249,11 @@ export class Balancer {
       candidates++
       if (!instance.health.admits(now)) continue
       admitted++
-      if (capped && instance.full) continue
-      eligible[i] = 1
+      if (capped && instance.full) {
+        eligible[i] = FULL
+        continue
+      }
+      eligible[i] = ELIGIBLE
       free++
     }
     if (candidates === 0) return 'none'
@@ -250,18 +262,33 @@ export class Balancer {
       request.fallback = true
       for (let i = 0; i < instances.length; i++) {
         if (eligible[i] === 0) continue
-        eligible[i] = capped && instances[i]!.full ? 0 : 1
-        if (eligible[i] === 1) free++
+        eligible[i] = capped && instances[i]!.full ? 0 : ELIGIBLE
+        if (eligible[i] === ELIGIBLE) free++
       }
     }
     return free > 0 ? 'free' : 'full'
   }
 
-  /** Picks among the marked instances, takes a slot and returns the instance. */
-  #take(request: BalancedRequest, now: number): Instance {
-    const policy = request.fallback ? this.#fallback : this.policy
-    let instance = policy.pick(this.instances, this.#eligible, request, now)!
-    if (request.affinityKey !== undefined && !request.fallback) instance = this.#sticky(request, instance, now)
+  /**
+   * Chooses among the marked instances (at least one is free): an instance, or 'wait' when the
+   * policy predicts the request finishes sooner by waiting for a full one.
+   */
+  #place(request: BalancedRequest, now: number, queueAhead: number): Instance | 'wait' {
+    if (request.fallback) return this.#fallback.pick(this.instances, this.#eligible)!
+    const { policy } = this
+    const placed =
+      policy.place !== undefined && request.work !== undefined
+        ? policy.place(this.instances, this.#eligible, request, now, queueAhead)!
+        : policy.pick(this.instances, this.#eligible, request, now)!
+    if (placed === 'wait' || request.affinityKey === undefined) return placed
+    return this.#sticky(request, placed, now)
+  }
+
+  /** Takes a slot on `instance` for `request`. */
+  #take(request: BalancedRequest, instance: Instance, now: number): Instance {
+    if (request.work !== undefined && this.policy instanceof LoadScorePolicy) {
+      request.slot = instance.holdSlot(now + this.policy.expectedServiceMs(instance, request, this.instances))
+    }
     instance.inFlight++
     instance.requests++
     instance.health.onDispatch()
@@ -310,11 +337,21 @@ export class Balancer {
   /** Hands free slots to waiting requests, in arrival order (a waiter no instance can serve yet is passed over). */
   #drain(): void {
     const now = this.#now()
+    let ahead = 0
     for (const waiter of this.#queue.snapshot()) {
       const found = this.#mark(waiter.request, waiter.tried, now)
-      if (found === 'full') continue
+      if (found === 'none') {
+        this.#queue.remove(waiter)
+        waiter.settle(undefined)
+        continue
+      }
+      const placed = found === 'free' ? this.#place(waiter.request, now, ahead) : 'wait'
+      if (placed === 'wait') {
+        ahead++
+        continue
+      }
       this.#queue.remove(waiter)
-      waiter.settle(found === 'free' ? this.#take(waiter.request, now) : undefined)
+      waiter.settle(this.#take(waiter.request, placed, now))
       if (!this.instances.some((i) => !i.full)) break
     }
   }

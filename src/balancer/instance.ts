@@ -63,6 +63,11 @@ export class Instance {
   models: ReadonlyMap<string, string> | undefined
   /** Models loaded in memory (canonical names) from discovery and recent answers; undefined until known. */
   loaded: Set<string> | undefined
+  /**
+   * When each model request in flight here is expected to end (ms, the balancer's clock), one
+   * cell per slot, 0 when free: the load score reads when the next slot frees.
+   */
+  readonly expectedEnds: Float64Array
   #closed = false
 
   constructor(index: number, config: InstanceConfig, pool: PoolOptions, rules: InstanceRules, onHealth: HealthListener) {
@@ -75,6 +80,7 @@ export class Instance {
     const timing = (): KindTiming => ({ ttfbMs: new PeakEwma(rules.ewmaDecayMs), msPerToken: new PeakEwma(rules.ewmaDecayMs) })
     this.timing = { generation: timing(), embedding: timing() }
     this.penalty = new DecayingPenalty(rules.failureDecayMs)
+    this.expectedEnds = new Float64Array(config.maxConcurrency)
     this.pool = new Pool(config.url, {
       connections: pool.connections,
       connectTimeout: pool.connectTimeoutMs,
@@ -87,6 +93,30 @@ export class Instance {
   /** True when the instance already carries `maxConcurrency` requests. */
   get full(): boolean {
     return this.inFlight >= this.maxConcurrency
+  }
+
+  /** Records a model request's expected end in a free slot cell; returns the cell (-1 if none is free). */
+  holdSlot(expectedEnd: number): number {
+    const ends = this.expectedEnds
+    for (let i = 0; i < ends.length; i++) {
+      if (ends[i] === 0) {
+        ends[i] = expectedEnd
+        return i
+      }
+    }
+    return -1
+  }
+
+  /** ms from `now` until the first slot is expected to free (0 if one is free or overdue). */
+  nextFreeInMs(now: number): number {
+    const ends = this.expectedEnds
+    let first = Infinity
+    for (let i = 0; i < ends.length; i++) {
+      const end = ends[i]!
+      if (end === 0) return 0
+      if (end < first) first = end
+    }
+    return first === Infinity ? 0 : Math.max(0, first - now)
   }
 
   /** Whether discovery says the instance has `model` (a canonical name); true while unknown. */

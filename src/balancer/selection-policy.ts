@@ -6,6 +6,8 @@ export interface PickRequest {
   readonly work: WorkKind | undefined
   /** The requested model's canonical name, if any. */
   readonly modelKey: string | undefined
+  /** The answer's token limit when the request sets one (`options.num_predict`, `max_tokens`). */
+  readonly maxTokens: number | undefined
 }
 
 /**
@@ -22,4 +24,15 @@ export interface SelectionPolicy {
    * none is eligible.
    */
   pick(instances: readonly Instance[], eligible: Uint8Array, request: PickRequest, now: number): Instance | undefined
+  /**
+   * Optional, for policies that predict finish times: like `pick`, but may also decide that the
+   * request should wait for a slot on a full instance (marked FULL in `eligible`) because it would
+   * finish sooner there than on any free one. `queueAhead` is the number of requests that would
+   * be served before this one.
+   */
+  place?(instances: readonly Instance[], eligible: Uint8Array, request: PickRequest, now: number, queueAhead: number): Instance | 'wait' | undefined
 }
+
+/** Marks in the eligibility array: may take the request now / is admitted but at its cap. */
+export const ELIGIBLE = 1
+export const FULL = 3

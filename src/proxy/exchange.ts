@@ -45,6 +45,10 @@ export class Exchange implements BalancedRequest {
   affinityKey: string | undefined
   /** No candidate instance was healthy: the request goes round-robin over all of them. */
   fallback = false
+  /** The answer's token limit, when the request sets one (`options.num_predict`, `max_tokens`). */
+  maxTokens: number | undefined
+  /** The balancer's slot cell while in flight. */
+  slot = -1
   /** The instance that answered (or was tried last). */
   instance: Instance | undefined
   /** Upstream attempts made. */

@@ -86,6 +86,7 @@ export class Proxy {
             ex.model = fields.model
             if (fields.model !== undefined && fields.model !== '') ex.modelKey = canonicalModel(fields.model)
             ex.affinityKey = this.#balancer.affinityKeyOf(req.headers, fields.json)
+            if (route.work === 'generation') ex.maxTokens = tokenLimit(fields.json)
           }
         }
       }
@@ -216,4 +217,11 @@ export class Proxy {
       'request',
     )
   }
+}
+
+/** The answer's token limit a generation request sets, if any: Ollama's `options.num_predict`, OpenAI's `max_tokens`/`max_completion_tokens`. */
+function tokenLimit(json: Record<string, unknown>): number | undefined {
+  const options = json.options as Record<string, unknown> | undefined
+  const limit = options?.num_predict ?? json.max_tokens ?? json.max_completion_tokens
+  return typeof limit === 'number' && limit > 0 ? limit : undefined
 }

@@ -8,8 +8,8 @@ import type { Instance } from '../../src/balancer/instance.js'
 import { LoadScorePolicy } from '../../src/balancer/load-score.js'
 import { allEligible, syntheticFleet } from '../fixtures/synthetic-fleet.js'
 
-const GEN = { work: 'generation', modelKey: 'llama3.2:latest' } as const
-const EMBED = { work: 'embedding', modelKey: 'nomic-embed-text:latest' } as const
+const GEN = { work: 'generation', modelKey: 'llama3.2:latest', maxTokens: undefined } as const
+const EMBED = { work: 'embedding', modelKey: 'nomic-embed-text:latest', maxTokens: undefined } as const
 
 function policy(expectedTokens = 100, coldModelPenaltyMs = 5000): LoadScorePolicy {
   return new LoadScorePolicy({ coldModelPenaltyMs, expectedTokens: () => expectedTokens })
@@ -120,4 +120,29 @@ t.test('the peak-EWMA jumps up at once and comes down with time', async (t) => {
   t.ok(ewma.value > 59, 'one fast sample 100 ms later barely moves it')
   ewma.update(10, 200_000)
   t.ok(ewma.value < 11, 'long after, fast samples win')
+})
+
+t.test('place: waiting for a fast full instance can beat a slow free one, until the queue grows', async (t) => {
+  const fleet = syntheticFleet(t, [{ maxConcurrency: 2 }, { maxConcurrency: 2 }])
+  const [fast, slow] = fleet as [Instance, Instance]
+  measured(fast, 40, 8)
+  measured(slow, 120, 24)
+  // fast has both slots busy, the first expected to free in 100 ms; slow is idle.
+  fast.inFlight = 2
+  fast.holdSlot(100)
+  fast.holdSlot(300)
+  const mask = new Uint8Array([3, 1]) // FULL, ELIGIBLE
+  const p = policy(35)
+  const job = (maxTokens: number | undefined) => ({ work: 'generation', modelKey: undefined, maxTokens }) as const
+  // Average job (35 tokens): fast 320 ms after a 100 ms wait, counted twice for those behind
+  // (100 + 640 = 740) beats slow's 960.
+  t.equal(p.place(fleet, mask, job(undefined), 0, 0), 'wait')
+  // Ten requests queued ahead: a slot frees every 160 ms, so waiting costs 1600 ms more.
+  t.equal(p.place(fleet, mask, job(undefined), 0, 10), slow)
+  // A short job (10 tokens) is cheap on the slow instance: 360 ms vs 100 + 240 + one queued (160).
+  t.equal(p.place(fleet, mask, job(10), 0, 1), slow)
+  t.equal(p.place(fleet, mask, job(10), 0, 0), 'wait', 'with nobody ahead it still waits (340 < 360)')
+  t.equal(p.pick(fleet, mask, job(undefined), 0), slow, 'pick never waits: only free instances')
+  t.equal(fast.nextFreeInMs(50), 50)
+  t.equal(fast.nextFreeInMs(400), 0, 'an overdue request counts as freeing now')
 })

@@ -107,7 +107,11 @@ export class Instance {
     return -1
   }
 
-  /** ms from `now` until the first slot is expected to free (0 if one is free or overdue). */
+  /**
+   * ms from `now` until the first slot is expected to free (0 if one is free). A request already
+   * overdue by d ms counts as d ms away: the estimate was wrong, and an instance whose requests
+   * hang must not keep attracting waiters.
+   */
   nextFreeInMs(now: number): number {
     const ends = this.expectedEnds
     let first = Infinity
@@ -116,7 +120,7 @@ export class Instance {
       if (end === 0) return 0
       if (end < first) first = end
     }
-    return first === Infinity ? 0 : Math.max(0, first - now)
+    return first === Infinity ? 0 : Math.abs(first - now)
   }
 
   /** Whether discovery says the instance has `model` (a canonical name); true while unknown. */

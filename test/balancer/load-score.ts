@@ -144,5 +144,6 @@ t.test('place: waiting for a fast full instance can beat a slow free one, until 
   t.equal(p.place(fleet, mask, job(10), 0, 0), 'wait', 'with nobody ahead it still waits (340 < 360)')
   t.equal(p.pick(fleet, mask, job(undefined), 0), slow, 'pick never waits: only free instances')
   t.equal(fast.nextFreeInMs(50), 50)
-  t.equal(fast.nextFreeInMs(400), 0, 'an overdue request counts as freeing now')
+  t.equal(fast.nextFreeInMs(400), 300, 'a request 300 ms overdue counts as 300 ms away (a hung one repels waiters)')
+  t.equal(p.place(fleet, mask, job(undefined), 2000, 0), slow, 'long overdue: the slow free instance wins')
 })

@@ -9,7 +9,9 @@
 #
 # Knobs (environment):
 #   DURATION (60)       seconds of arrivals per run (then up to DRAIN seconds to finish)
-#   DRAIN (DURATION, at least 30)  seconds to wait for answers after the last arrival
+#   DRAIN (2 x DURATION, at least 30)  seconds to wait for answers after the last arrival; what is
+#                       still unanswered then counts as lost. Round-robin's backlog on the slow
+#                       instance takes about DURATION to drain, hence the margin.
 #   RATE                offered req/s (default: LOAD x the fleet's capacity from the time model)
 #   LOAD (0.8)          share of the capacity offered when RATE is not set
 #   SCENARIOS ("baseline kill slowdown")
@@ -29,7 +31,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 DURATION="${DURATION:-60}"
-DRAIN="${DRAIN:-$((DURATION > 30 ? DURATION : 30))}"
+DRAIN="${DRAIN:-$((DURATION > 15 ? 2 * DURATION : 30))}"
 LOAD="${LOAD:-0.8}"
 RATE="${RATE:-}"
 SCENARIOS="${SCENARIOS:-baseline kill slowdown}"

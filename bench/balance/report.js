@@ -74,11 +74,15 @@ for (const scenario of meta.scenarios.split(/\s+/).filter(Boolean)) {
     if (r.ok + r.lost + r.cut !== r.sent) notes.push(`- ${t.name}: ok + lost + cut = ${r.ok + r.lost + r.cut}, sent ${r.sent}`);
     const kinds = Object.entries(r.kinds).map(([k, n]) => `${n} ${k}`).join(', ');
     if (kinds) notes.push(`- ${t.name}: failures: ${kinds}`);
+    // Requests that reached an instance, retries included (a refused connection never does).
     const received = r.fleet?.reduce((a, f) => a + f.received, 0);
-    if (received !== undefined && received !== r.sent) {
-      const per = r.fleet.map((f) => `${f.name} ${f.received}${f.cut ? ` (${f.cut} cut by the kill)` : ''}${f.aborted ? ` (${f.aborted} abandoned)` : ''}`).join(', ');
-      notes.push(`- ${t.name}: the fleet received ${received} requests for ${r.sent} sent (retries): ${per}`);
+    if (received !== undefined && (received !== r.sent || r.fleet.some((f) => f.cut || f.aborted))) {
+      const per = r.fleet.map((f) => `${f.name} ${f.received}${f.cut ? ` (${f.cut} cut by the kill)` : ''}${f.aborted ? ` (${f.aborted} abandoned by the proxy)` : ''}`).join(', ');
+      notes.push(`- ${t.name}: the fleet received ${received} requests for ${r.sent} sent: ${per}`);
     }
+    const refusedFile = join(dir, `${scenario}-${t.name.replace(/:/g, '-')}.refused`);
+    const refused = existsSync(refusedFile) ? readFileSync(refusedFile, 'utf8').trim() : '';
+    if (scenario === 'kill' && refused !== '') notes.push(`- ${t.name}: ${refused} attempts refused by the dead instance (proxy log), each retried elsewhere`);
     if (r.send_late_ms.max > 50) notes.push(`- ${t.name}: the load generator sent up to ${Math.round(r.send_late_ms.max)} ms late (busy machine)`);
     if (t.name.startsWith('corral') && nginx) {
       const goals = [`p95 ${x2(l.p95 / nginx.latency_ms.p95)} nginx's (goal <= 0.6x: ${l.p95 <= 0.6 * nginx.latency_ms.p95 ? 'met' : 'missed'})`];

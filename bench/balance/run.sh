@@ -162,6 +162,16 @@ wait_ready() {
   return 1
 }
 
+# count_refused TARGET DIR: attempts the proxy made on an instance that refused the connection
+# (the dead one), from its log; empty when the proxy does not log them (HAProxy: its health checks
+# take a dead server out, and its retries are not logged here).
+count_refused() {
+  case "$1" in
+    corral:*) grep -c '"kind":"refused"' "$2/proxy.log" 2>/dev/null || true ;;
+    nginx) grep -c 'connect() failed (111' "$2/error.log" 2>/dev/null || true ;;
+  esac
+}
+
 # run_one SCENARIO TARGET: fresh fleet, fresh proxy, one load run; results in $OUT/SCENARIO-TARGET.json.
 run_one() {
   local scenario="$1" target="$2" name dir port fleet_pid proxy_pid fleet_json control servers url
@@ -232,6 +242,7 @@ run_one() {
   for f in proxy.log error.log nginx.conf haproxy.cfg corral.yaml; do
     [ -s "$dir/$f" ] && cp "$dir/$f" "$OUT/$name.$f"
   done
+  count_refused "$target" "$dir" >"$OUT/$name.refused"
   return 0
 }
 

@@ -103,6 +103,10 @@ const aborts = new Set();
 async function one(p, t0) {
   const sent = performance.now();
   const r = { i: p.i, stream: p.stream, at: p.at, lateMs: sent - t0 - p.at, outcome: 'lost', kind: '', instance: '' };
+  const cut = (kind) => {
+    r.outcome = 'cut';
+    r.kind = kind;
+  };
   const ac = new AbortController();
   aborts.add(ac);
   const prompt = `${opts.tag} request ${p.i}: say something about ${p.words.toString(36)}`;
@@ -133,7 +137,9 @@ async function one(p, t0) {
       let obj;
       try {
         obj = JSON.parse(text);
-      } catch {}
+      } catch {
+        // a broken answer: obj stays undefined
+      }
       if (obj?.done === true && !obj.error) r.outcome = 'ok';
       else r.kind = 'broken JSON answer';
     } else {
@@ -148,14 +154,14 @@ async function one(p, t0) {
         }
         if (last?.error !== undefined) error = true;
       }
-      if (error) (r.outcome = 'cut'), (r.kind = 'error line');
+      if (error) cut('error line');
       else if (last?.done === true) r.outcome = 'ok';
-      else (r.outcome = 'cut'), (r.kind = 'ended early');
+      else cut('ended early');
     }
   } catch (err) {
     const code = err.cause?.code ?? err.code ?? err.name;
     if (ac.signal.aborted) r.kind = status ? 'unfinished (drain deadline)' : 'no answer (drain deadline)';
-    else if (status === 200 && p.stream) (r.outcome = 'cut'), (r.kind = `reset (${code})`);
+    else if (status === 200 && p.stream) cut(`reset (${code})`);
     else r.kind = status ? `status ${status}, then ${code}` : `no response (${code})`;
   }
   aborts.delete(ac);

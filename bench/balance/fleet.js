@@ -75,6 +75,11 @@ class Instance {
     this.completed = 0;
     this.cut = 0; // in flight (queued or running) when the instance was killed
     this.aborted = 0; // the client (the proxy) went away first
+    // How late token timers fire: on a busy machine every request takes longer than the model
+    // says, whichever balancer is in front, and the benchmark should say so.
+    this.lateSum = 0;
+    this.lateN = 0;
+    this.lateMax = 0;
     this.server = http.createServer((req, res) => this.handle(req, res));
     this.server.keepAliveTimeout = 120_000; // Go's net/http keeps idle connections open: so do we
     this.server.headersTimeout = 0;
@@ -159,6 +164,10 @@ class Instance {
     const text = [];
     const tick = () => {
       const now = performance.now();
+      const late = Math.max(0, now - next);
+      this.lateSum += late;
+      this.lateN++;
+      if (late > this.lateMax) this.lateMax = late;
       while (next <= now + 0.5 && produced < job.tokens) {
         const tok = WORDS[produced % WORDS.length];
         produced++;
@@ -217,6 +226,7 @@ class Instance {
       name: this.name, url: this.url, speed: this.speed, alive: this.alive,
       received: this.received, completed: this.completed, cut: this.cut, aborted: this.aborted,
       running: this.running.size, queued: this.queue.length,
+      timer_late_ms: { mean: this.lateN ? +(this.lateSum / this.lateN).toFixed(2) : 0, max: +this.lateMax.toFixed(1) },
     };
   }
 }

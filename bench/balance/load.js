@@ -245,7 +245,11 @@ const summary = {
   fleet: after?.map((a, k) => {
     const b = before[k];
     const d = (f) => a[f] - b[f];
-    return { name: a.name, alive: a.alive, speed: a.speed, received: d('received'), completed: d('completed'), cut: d('cut'), aborted: d('aborted') };
+    return {
+      name: a.name, alive: a.alive, speed: a.speed,
+      received: d('received'), completed: d('completed'), cut: d('cut'), aborted: d('aborted'),
+      timer_late_ms: a.timer_late_ms, // since the fleet started: fresh for each run in run.sh
+    };
   }),
   // Sanity: how late the load generator sent requests, and how long the arrivals really took.
   send_late_ms: { p99: round(pct(results.map((r) => r.lateMs), 0.99)), max: round(pct(results.map((r) => r.lateMs), 1)) },

@@ -83,6 +83,8 @@ for (const scenario of meta.scenarios.split(/\s+/).filter(Boolean)) {
     const refusedFile = join(dir, `${scenario}-${t.name.replace(/:/g, '-')}.refused`);
     const refused = existsSync(refusedFile) ? readFileSync(refusedFile, 'utf8').trim() : '';
     if (scenario === 'kill' && refused !== '') notes.push(`- ${t.name}: ${refused} attempts refused by the dead instance (proxy log), each retried elsewhere`);
+    const late = r.fleet ? Math.max(...r.fleet.map((f) => f.timer_late_ms?.mean ?? 0)) : 0;
+    if (late > 2) notes.push(`- ${t.name}: the fleet's token timers fired ${late.toFixed(1)} ms late on average (8 ms per token at speed 1): busy machine, work took longer than the model says`);
     if (r.send_late_ms.max > 50) notes.push(`- ${t.name}: the load generator sent up to ${Math.round(r.send_late_ms.max)} ms late (busy machine)`);
     if (t.name.startsWith('corral') && nginx) {
       const goals = [`p95 ${x2(l.p95 / nginx.latency_ms.p95)} nginx's (goal <= 0.6x: ${l.p95 <= 0.6 * nginx.latency_ms.p95 ? 'met' : 'missed'})`];

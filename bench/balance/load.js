@@ -193,10 +193,16 @@ await new Promise((resolve) => {
   }
 });
 const arrivalsEnd = performance.now() - t0;
-const drainTimer = setTimeout(() => aborts.forEach((ac) => ac.abort()), DRAIN * 1000);
+let gaveUp = false;
+const drainTimer = setTimeout(() => {
+  gaveUp = aborts.size > 0;
+  aborts.forEach((ac) => ac.abort());
+}, DRAIN * 1000);
 await Promise.all(inflight);
 clearTimeout(drainTimer);
 const drainEnd = performance.now() - t0;
+// Requests given up on are cancelled through the proxy: let that reach the fleet's counters.
+if (gaveUp) await new Promise((r) => setTimeout(r, 500));
 const after = await fleetStats();
 await pool.close().catch(() => {});
 

@@ -174,7 +174,7 @@ count_refused() {
 
 # run_one SCENARIO TARGET: fresh fleet, fresh proxy, one load run; results in $OUT/SCENARIO-TARGET.json.
 run_one() {
-  local scenario="$1" target="$2" name dir port fleet_pid proxy_pid fleet_json control servers url
+  local scenario="$1" target="$2" name dir port fleet_pid proxy_pid load_pid fleet_json control servers url
   local -a events=()
   name="$scenario-${target//:/-}"
   dir="$TMP/$name"
@@ -235,9 +235,14 @@ run_one() {
   esac
   log "$scenario, $target: ${DURATION}s at $RATE req/s"
   # The tag goes into every prompt: prompts differ between targets as well as within a run.
+  # In the background with `wait`: bash runs its INT/TERM traps during a `wait`, not while a
+  # foreground child runs, so a signal stops the whole run at once.
   nice -n "$NICE" node "$HERE/load.js" --target "$url" --rate "$RATE" --duration "$DURATION" --drain "$DRAIN" \
     --seed "$SEED" --fleet "$control" --tag "$name-$(date +%s)" --tokens-min "$TOKENS_MIN" --tokens-max "$TOKENS_MAX" \
-    "${events[@]}" >"$OUT/$name.json" 2>"$OUT/$name.load.log" || log "$scenario, $target: load.js failed: $(tail -3 "$OUT/$name.load.log")"
+    "${events[@]}" >"$OUT/$name.json" 2>"$OUT/$name.load.log" &
+  load_pid=$!
+  PIDS+=("$load_pid")
+  wait "$load_pid" || log "$scenario, $target: load.js failed: $(tail -3 "$OUT/$name.load.log")"
   stop_pids "$proxy_pid" "$fleet_pid"
   for f in proxy.log error.log nginx.conf haproxy.cfg corral.yaml; do
     [ -s "$dir/$f" ] && cp "$dir/$f" "$OUT/$name.$f"

@@ -18,7 +18,8 @@
 #   TARGETS ("corral nginx haproxy")
 #   POLICIES ("load-score,least-inflight,round-robin")  corral's balancer.policy, one row each;
 #                       a policy this corral does not know is reported as skipped
-#   CORRAL_MAX_CONCURRENCY (empty)  instances[].max_concurrency in corral's config when set (e.g. 2)
+#   CORRAL_MAX_CONCURRENCY (SLOTS)  instances[].max_concurrency in corral's config: the instances'
+#                       parallel slots, as a user sets it to OLLAMA_NUM_PARALLEL (empty: corral's default)
 #   INSTANCES ("n1:1,n2:1,n3:1,slow:3")  name:speed factor of each fake instance
 #   SLOTS (2), PROMPT_MS (40), TOKEN_MS (8), TOKENS_MIN (10), TOKENS_MAX (60)  the time model
 #   KILL (n1)           instance killed a third of the way into the kill scenario
@@ -37,7 +38,7 @@ RATE="${RATE:-}"
 SCENARIOS="${SCENARIOS:-baseline kill slowdown}"
 TARGETS="${TARGETS:-corral nginx haproxy}"
 POLICIES="${POLICIES:-load-score,least-inflight,round-robin}"
-CORRAL_MAX_CONCURRENCY="${CORRAL_MAX_CONCURRENCY:-}"
+CORRAL_MAX_CONCURRENCY="${CORRAL_MAX_CONCURRENCY-${SLOTS:-2}}"
 INSTANCES="${INSTANCES:-n1:1,n2:1,n3:1,slow:3}"
 SLOTS="${SLOTS:-2}"
 PROMPT_MS="${PROMPT_MS:-40}"

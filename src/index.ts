@@ -7,7 +7,10 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Balancer } from './balancer/balancer.js'
 import { Readiness } from './balancer/readiness.js'
-import { passThroughCache, type RequestCache } from './cache/request-cache.js'
+import type { CacheStore } from './cache/cache-store.js'
+import { createCache } from './cache/create-cache.js'
+import type { OllamaCache } from './cache/ollama-cache.js'
+import type { RequestCache } from './cache/request-cache.js'
 import type { Config } from './config/config.js'
 import { createLogger, flushLogger, type Logger } from './observability/logger.js'
 import { Proxy } from './proxy/proxy.js'
@@ -18,7 +21,12 @@ export { loadConfig, ConfigError } from './config/load-config.js'
 
 export interface CorralDeps {
   logger?: Logger
+  /** Replaces the cache built from the configuration (and its own routes). */
   cache?: RequestCache
+  /** Replaces the configured cache store (tests). */
+  cacheStore?: CacheStore
+  /** Replaces `balancer.digestOf` in cache keys (tests). */
+  digestOf?: (model: string) => string | undefined
 }
 
 export interface Corral {
@@ -27,6 +35,8 @@ export interface Corral {
   readonly balancer: Balancer
   readonly proxy: Proxy
   readonly logger: Logger
+  /** The cache built from the configuration; undefined when `deps.cache` replaced it. */
+  readonly cache: OllamaCache | undefined
   /** Starts listening; resolves with the base URL (the port is real when 0 was configured). */
   listen(): Promise<string>
   /**
@@ -42,10 +52,18 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     connectTimeoutMs: config.proxy.connectTimeoutMs,
     connections: config.proxy.connectionsPerInstance,
   })
-  const proxy = new Proxy({ balancer, cache: deps.cache ?? passThroughCache, logger, config: config.proxy })
+  const built =
+    deps.cache === undefined
+      ? createCache(config, {
+          logger,
+          digestOf: deps.digestOf ?? ((model) => balancer.digestOf(model)),
+          ...(deps.cacheStore !== undefined ? { store: deps.cacheStore } : {}),
+        })
+      : undefined
+  const proxy = new Proxy({ balancer, cache: deps.cache ?? built!.cache, logger, config: config.proxy })
   const readiness = new Readiness(balancer.instances)
   let draining = false
-  const server = createHttpServer(config.server, { proxy, readiness, draining: () => draining })
+  const server = createHttpServer(config.server, { proxy, readiness, cacheRoutes: built?.routes, draining: () => draining })
   let closing: Promise<void> | undefined
 
   async function drain(timeoutMs: number): Promise<void> {
@@ -62,6 +80,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     server.closeAllConnections()
     await stopped
     await (timedOut ? balancer.destroy() : balancer.close())
+    await built?.cache.close()
     logger.info('stopped')
     await flushLogger(logger)
   }
@@ -72,6 +91,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     balancer,
     proxy,
     logger,
+    cache: built?.cache,
     listen() {
       return new Promise((resolve, reject) => {
         const onError = (err: Error): void => reject(err)

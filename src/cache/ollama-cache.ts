@@ -170,10 +170,19 @@ export class OllamaCache implements RequestCache {
   /**
    * Follows the identical request in flight. A streamed follower of a streamed leader receives
    * the leader's chunks as they arrive; every other follower waits for the stored answer and
-   * replays it. When the leader fails before this follower sent anything, it goes upstream itself.
+   * replays it. When the leader fails before this follower sent anything, the followers go
+   * upstream: the first becomes the new leader and the others follow it (once; after a second
+   * failure each goes alone).
    */
-  async #followAnswer(ex: Exchange, forward: Forward, plan: AnswerPlan, key: string, flight: Flight<AnswerResult>): Promise<void> {
-    this.#stats.coalesced++
+  async #followAnswer(
+    ex: Exchange,
+    forward: Forward,
+    plan: AnswerPlan,
+    key: string,
+    flight: Flight<AnswerResult>,
+    rejoin = true,
+  ): Promise<void> {
+    if (rejoin) this.#stats.coalesced++
     if (plan.stream) {
       await this.#untilClientGone(ex, flight.settledOrStarted('started'))
       if (ex.clientGone) return
@@ -191,7 +200,9 @@ export class OllamaCache implements RequestCache {
     await this.#untilClientGone(ex, flight.settledOrStarted('settled'))
     if (ex.clientGone) return
     if (flight.result !== undefined && this.#replayAnswer(ex, plan, flight.result, 'coalesced')) return
-    return this.#leadAnswer(ex, forward, plan, key, false)
+    const next = rejoin ? this.#answers.get(key) : undefined
+    if (next !== undefined) return this.#followAnswer(ex, forward, plan, key, next, false)
+    return this.#leadAnswer(ex, forward, plan, key, rejoin)
   }
 
   /** Relays the leader's NDJSON stream: what it has so far, then each chunk as it comes. */

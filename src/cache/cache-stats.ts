@@ -38,7 +38,7 @@ export interface CacheStatsReport {
   /** Requests of cacheable routes that were not cached (policy, Cache-Control, load requests). */
   bypassed: number
   layers: Record<CacheLayerName, LayerStats>
-  redis: { state: 'up' | 'down'; errors: number; state_changes: number } | null
+  redis: { state: 'connecting' | 'up' | 'down'; errors: number; state_changes: number } | null
 }
 
 const rate = (hits: number, misses: number): number => (hits + misses === 0 ? 0 : Math.round((hits / (hits + misses)) * 1e4) / 1e4)

@@ -26,7 +26,8 @@ export interface LayerUsage {
 
 /** Health of a remote store. */
 export interface RemoteHealth {
-  readonly state: 'up' | 'down'
+  /** `connecting` until the first connection is ready (requests skip it meanwhile). */
+  readonly state: 'connecting' | 'up' | 'down'
   /** Failed commands and connection errors so far. */
   readonly errors: number
   /** Times the state changed (each logged once). */

@@ -33,11 +33,12 @@ export class RedisStore implements CacheStore {
   readonly #retryIntervalMs: number
   readonly #logger: Logger
   readonly #now: () => number
-  #state: 'up' | 'down' = 'up'
+  #state: 'connecting' | 'up' | 'down' = 'connecting'
   #errors = 0
   #stateChanges = 0
   #retryAt = 0
   #probing = false
+  readonly #waiters = new Set<() => void>()
   #closed: Promise<void> | undefined
 
   constructor(options: RedisStoreOptions) {
@@ -118,6 +119,22 @@ export class RedisStore implements CacheStore {
     return NO_USAGE
   }
 
+  /** Resolves when Redis is up (tests, benchmarks); rejects after `timeoutMs`. */
+  whenUp(timeoutMs = 5000): Promise<void> {
+    if (this.#state === 'up') return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(done)
+        reject(new Error(`redis not up after ${timeoutMs} ms`))
+      }, timeoutMs)
+      const done = (): void => {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.#waiters.add(done)
+    })
+  }
+
   health(): RemoteHealth {
     return { state: this.#state, errors: this.#errors, stateChanges: this.#stateChanges }
   }
@@ -137,6 +154,7 @@ export class RedisStore implements CacheStore {
   /** Whether a command may go to Redis now; while down, starts a background probe when due. */
   #usable(): boolean {
     if (this.#state === 'up') return true
+    if (this.#state === 'connecting') return false
     if (!this.#probing && this.#now() >= this.#retryAt && this.#closed === undefined) {
       this.#probing = true
       this.#client.ping().then(
@@ -155,9 +173,13 @@ export class RedisStore implements CacheStore {
 
   #succeeded(): void {
     if (this.#state === 'up') return
+    const first = this.#state === 'connecting'
     this.#state = 'up'
     this.#stateChanges++
-    this.#logger.info({ errors: this.#errors }, 'redis up: cache reads and writes resume')
+    if (first) this.#logger.info('redis connected')
+    else this.#logger.info({ errors: this.#errors }, 'redis up: cache reads and writes resume')
+    for (const resolve of this.#waiters) resolve()
+    this.#waiters.clear()
   }
 
   #failed(err: unknown): void {

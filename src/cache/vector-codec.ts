@@ -82,12 +82,17 @@ export class StoredVector {
     const width = value[0] === KIND_F32 ? 4 : 8
     const count = Math.floor((value.length - HEADER_BYTES) / width)
     const tokens = value.readUInt32LE(4)
-    // Typed arrays need aligned offsets; Redis replies and pooled buffers may not be.
-    const start = value.byteOffset + HEADER_BYTES
-    const bytes = start % width === 0 ? value : Buffer.from(value)
-    const offset = bytes === value ? start : HEADER_BYTES
-    const values =
-      width === 4 ? new Float32Array(bytes.buffer, offset, count) : new Float64Array(bytes.buffer, offset, count)
+    // Typed arrays need aligned offsets; Redis replies and pooled buffers may not be, and then
+    // the floats are copied into an ArrayBuffer of their own (Buffer.from would use the pool).
+    let buffer: ArrayBufferLike = value.buffer
+    let offset = value.byteOffset + HEADER_BYTES
+    if (offset % width !== 0) {
+      const own = new Uint8Array(count * width)
+      own.set(value.subarray(HEADER_BYTES, HEADER_BYTES + count * width))
+      buffer = own.buffer
+      offset = 0
+    }
+    const values = width === 4 ? new Float32Array(buffer, offset, count) : new Float64Array(buffer, offset, count)
     return new StoredVector(values, tokens)
   }
 

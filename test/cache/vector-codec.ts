@@ -34,8 +34,11 @@ t.test('a 768-dimension vector: at most 3,500 bytes, exact round trip', async (t
   const back = StoredVector.decode(stored)!
   t.equal(back.tokens, 12)
   t.equal(back.json(), ollamaJson, 're-rendered text is the instance text')
-  const unaligned = Buffer.concat([Buffer.from([0]), stored]).subarray(1)
-  t.same(JSON.parse(StoredVector.decode(unaligned)!.json()), numbers, 'unaligned buffers (Redis replies) decode too')
+  for (let shift = 1; shift < 8; shift++) {
+    const unaligned = Buffer.alloc(stored.length + shift).fill(0xff)
+    stored.copy(unaligned, shift)
+    t.same(JSON.parse(StoredVector.decode(unaligned.subarray(shift))!.json()), numbers, `unaligned by ${shift} (Redis replies) decodes too`)
+  }
   t.same([...new Float32Array(Buffer.from(back.base64(), 'base64').buffer)], numbers.map(Math.fround), 'base64 is the float32 bytes')
 })
 

@@ -43,6 +43,11 @@ const NDJSON_TYPE = 'application/x-ndjson'
 /** An embedding answer corral must assemble is read whole whatever its size; above this it fails. */
 const MAX_ASSEMBLED_BYTES = 256 * 1024 * 1024
 
+const EMBEDDING_HEAD = Buffer.from('{"embedding":')
+const OPENAI_HEAD = Buffer.from('{"object":"list","data":[')
+const CLOSE_BRACE = Buffer.from('}')
+const COMMA = Buffer.from(',')
+
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
 
 export class OllamaCache implements RequestCache {
@@ -354,28 +359,37 @@ export class OllamaCache implements RequestCache {
     this.#sendVectors(ex, plan, found as StoredVector[], extra?.loadNs ?? 0, 'miss')
   }
 
-  /** Writes an embedding answer in the route's shape, from vectors in request order. */
+  /**
+   * Writes an embedding answer in the route's shape, from vectors in request order. The vectors'
+   * JSON bytes are copied into one buffer between short heads and tails: no number is rendered
+   * and no large string encoded per hit.
+   */
   #sendVectors(ex: Exchange, plan: VectorPlan, vectors: readonly StoredVector[], loadNs: number, status: CacheStatus): void {
     let tokens = 0
     for (const v of vectors) tokens += v.tokens
-    let body: string
+    const parts: Buffer[] = []
     if (plan.family === 'embeddings') {
-      body = `{"embedding":${vectors[0]!.json()}}`
+      parts.push(EMBEDDING_HEAD, vectors[0]!.json(), CLOSE_BRACE)
     } else if (plan.family === 'embed') {
-      let list = ''
-      for (let i = 0; i < vectors.length; i++) list += (i === 0 ? '' : ',') + vectors[i]!.json()
+      parts.push(Buffer.from(`{"model":${JSON.stringify(ex.model)},"embeddings":[`))
+      for (let i = 0; i < vectors.length; i++) {
+        if (i > 0) parts.push(COMMA)
+        parts.push(vectors[i]!.json())
+      }
       const totalNs = Math.round((performance.now() - ex.startedAt) * 1e6)
-      body = `{"model":${JSON.stringify(ex.model)},"embeddings":[${list}],"total_duration":${totalNs},"load_duration":${loadNs},"prompt_eval_count":${tokens}}`
+      parts.push(Buffer.from(`],"total_duration":${totalNs},"load_duration":${loadNs},"prompt_eval_count":${tokens}}`))
     } else {
       const base64 = typeof ex.json?.encoding_format === 'string' && ex.json.encoding_format.toLowerCase() === 'base64'
-      let data = ''
+      parts.push(OPENAI_HEAD)
       for (let i = 0; i < vectors.length; i++) {
         const v = vectors[i]!
-        data += `${i === 0 ? '' : ','}{"object":"embedding","embedding":${base64 ? `"${v.base64()}"` : v.json()},"index":${i}}`
+        parts.push(Buffer.from(`${i === 0 ? '' : ','}{"object":"embedding","embedding":`))
+        parts.push(base64 ? Buffer.from(`"${v.base64()}"`) : v.json())
+        parts.push(Buffer.from(`,"index":${i}}`))
       }
-      body = `{"object":"list","data":[${data}],"model":${JSON.stringify(ex.model)},"usage":{"prompt_tokens":${tokens},"total_tokens":${tokens}}}`
+      parts.push(Buffer.from(`],"model":${JSON.stringify(ex.model)},"usage":{"prompt_tokens":${tokens},"total_tokens":${tokens}}}`))
     }
-    this.#send(ex, 200, JSON_TYPE, body, status)
+    this.#send(ex, 200, JSON_TYPE, Buffer.concat(parts), status)
   }
 
   // ---- shared --------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ t.test('with a redis-server', async (t) => {
     // Key, dict entry and jemalloc's 3,584-byte size class for a 3,080-byte string.
     t.ok(typeof usage === 'number' && usage < 4096, `MEMORY USAGE ${usage} bytes`)
     const back = StoredVector.decode((await store.get('v:embedding:m:one'))!.value)!
-    t.same(JSON.parse(back.json()), numbers, 'the same numbers as the JSON it came from')
+    t.same(JSON.parse(back.json().toString()), numbers, 'the same numbers as the JSON it came from')
   })
 })
 

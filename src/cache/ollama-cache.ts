@@ -199,7 +199,7 @@ export class OllamaCache implements RequestCache {
         capture.contentType.includes('ndjson') &&
         !capture.overflow
       ) {
-        return this.#streamAlong(ex, flight, capture.chunks)
+        return this.#streamAlong(ex, flight, capture)
       }
     }
     await this.#untilClientGone(ex, flight.settledOrStarted('settled'))
@@ -211,8 +211,9 @@ export class OllamaCache implements RequestCache {
   }
 
   /** Relays the leader's NDJSON stream: what it has so far, then each chunk as it comes. */
-  async #streamAlong(ex: Exchange, flight: Flight<AnswerResult>, sofar: readonly Buffer[]): Promise<void> {
+  async #streamAlong(ex: Exchange, flight: Flight<AnswerResult>, capture: ResponseCapture): Promise<void> {
     const { res } = ex
+    const sofar = capture.chunks
     res.writeHead(200, this.#headers(ex, NDJSON_TYPE, 'coalesced'))
     ex.firstByteAt = performance.now()
     for (const chunk of sofar) res.write(chunk)
@@ -236,7 +237,8 @@ export class OllamaCache implements RequestCache {
       if (flight.state !== 'running') done()
     })
     if (ex.clientGone || res.writableEnded) return
-    if (flight.state === 'done') {
+    // The follower got exactly the leader's bytes: complete when the leader's were (stored or not).
+    if (capture.ended && !capture.aborted) {
       res.end()
     } else {
       // The leader's answer broke after this follower had part of it: say so, as the proxy does.
@@ -342,9 +344,20 @@ export class OllamaCache implements RequestCache {
       ex.tap = undefined
       if (flight !== undefined) this.#vectors.land(flightKey!, flight, fetched)
     }
+    if (!relay && !ex.clientGone) this.#answerAssembled(ex, plan, keys, found, capture, fetched, extra?.loadNs ?? 0)
     if (fetched !== undefined) for (const [key, vector] of fetched) this.#write(plan.layer, key, { value: vector.encode(), view: vector })
-    if (relay || ex.clientGone) return
-    // Corral answers itself: the instance's failure as it came, or the assembled answer.
+  }
+
+  /** Corral answers itself: the instance's failure as it came, or the assembled answer. */
+  #answerAssembled(
+    ex: Exchange,
+    plan: VectorPlan,
+    keys: readonly string[],
+    found: (StoredVector | undefined)[],
+    capture: ResponseCapture,
+    fetched: ReadonlyMap<string, StoredVector> | undefined,
+    loadNs: number,
+  ): void {
     if (fetched === undefined) {
       const body = capture.body()
       if (capture.status !== 200 && body !== undefined) {
@@ -356,7 +369,7 @@ export class OllamaCache implements RequestCache {
       return
     }
     this.#fill(keys, found, fetched)
-    this.#sendVectors(ex, plan, found as StoredVector[], extra?.loadNs ?? 0, 'miss')
+    this.#sendVectors(ex, plan, found as StoredVector[], loadNs, 'miss')
   }
 
   /**

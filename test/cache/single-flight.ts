@@ -100,3 +100,18 @@ t.test('a follower leaving does not cancel the leader or the other followers', a
   t.equal(fake.count('/api/generate'), 1)
   t.equal(fake.closedEarly, 0, 'the upstream request was not cancelled')
 })
+
+t.test('an answer too large to store still reaches its streamed followers whole', async (t) => {
+  const fake = await startFakeOllama({ tokenDelayMs: 40, tokens: 40 })
+  t.teardown(() => fake.close())
+  const { url, corral } = await startCorral(t, [fake.url], { cache: { max_entry_size: '1KiB' } })
+  const leader = send(url, 'POST', '/api/generate', seeded)
+  await fake.waitForRequests(1, '/api/generate')
+  const follower = await send(url, 'POST', '/api/generate', seeded)
+  const lead = await leader
+  t.equal(follower.headers['x-corral-cache'], 'coalesced')
+  t.equal(follower.text, lead.text, 'the same bytes, no error line')
+  t.match(ndjson(follower.text).at(-1), { done: true })
+  await corral.cache!.settle()
+  t.equal(corral.cache!.report().layers.inference.writes, 0, 'not stored: over max_entry_size')
+})

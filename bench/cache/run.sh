@@ -9,7 +9,8 @@
 #   bash bench/cache/run.sh
 #
 # Knobs (environment): ROUNDS (3), DURATION (5s), CONNS (32), WARMUP (3s), LOAD_CPU (0),
-#   PROXY_CPU (1), NICE (-15 as root), TARGETS ("memory redis nginx"), ZIPF (1: run part 2),
+#   PROXY_CPU (1), NICE (-15 as root), TARGETS ("memory redis nginx floor"; floor: a bare
+#   node:http server answering the same bytes, the least any Node hit path costs), ZIPF (1: run part 2),
 #   ZIPF_REQUESTS (20000), ZIPF_UNIVERSE (3000), ZIPF_DELAY (20: ms the stand-in takes per
 #   request in part 2, like a GPU), QUIET_WAIT (15), OUT (bench/results/cache-<timestamp>)
 set -euo pipefail
@@ -23,7 +24,7 @@ WARMUP="${WARMUP:-3s}"
 LOAD_CPU="${LOAD_CPU:-0}"
 PROXY_CPU="${PROXY_CPU:-1}"
 if [ "$(id -u)" = 0 ]; then NICE="${NICE:--15}"; else NICE="${NICE:-0}"; fi
-TARGETS="${TARGETS:-memory redis nginx}"
+TARGETS="${TARGETS:-memory redis nginx floor}"
 ZIPF="${ZIPF:-1}"
 ZIPF_REQUESTS="${ZIPF_REQUESTS:-20000}"
 ZIPF_UNIVERSE="${ZIPF_UNIVERSE:-3000}"
@@ -76,7 +77,7 @@ free_ports() {
       srv.listen(0, "127.0.0.1", () => { if (--left === 0) {
         console.log(s.map((x) => x.address().port).join(" ")); s.forEach((x) => x.close()); } }); }' "$1"
 }
-read -r UP_PORT SLOW_PORT REDIS_PORT NGINX_PORT MEM_PORT RED_PORT ZMEM_PORT ZRED_PORT < <(free_ports 8)
+read -r UP_PORT SLOW_PORT REDIS_PORT NGINX_PORT MEM_PORT RED_PORT ZMEM_PORT ZRED_PORT FLOOR_PORT < <(free_ports 9)
 [ "$REDIS_PORT" != 6379 ] || die "got port 6379 by chance; run again"
 
 HZ="$(getconf CLK_TCK)"
@@ -136,6 +137,11 @@ for t in $TARGETS; do
       PIDS+=("$!")
       for _ in $(seq 50); do curl -fsS -o /dev/null -X POST -d "$BODY" "http://127.0.0.1:$NGINX_PORT/api/embed" 2>/dev/null && break; sleep 0.1; done
       URL[nginx]="http://127.0.0.1:$NGINX_PORT" ;;
+    floor)
+      nice -n "$NICE" taskset -c "$PROXY_CPU" node "$HERE/node-floor.js" --port "$FLOOR_PORT" --upstream "$UP_URL" >"$OUT/floor.log" 2>&1 &
+      PIDS+=("$!")
+      for _ in $(seq 50); do grep -q listening "$OUT/floor.log" 2>/dev/null && break; sleep 0.1; done
+      URL[floor]="http://127.0.0.1:$FLOOR_PORT" ;;
     *) die "unknown target $t" ;;
   esac
 done
@@ -207,12 +213,15 @@ JSON_BYTES="$(curl -fsS -X POST -d "$BODY" "$UP_URL/api/embed" | node -e 'let s=
   echo "| hits of one cached 768-d embedding | hits/s | p50 | p99 | errors |"
   echo "| --- | ---: | ---: | ---: | ---: |"
   for t in $TARGETS; do
-    name="$t"; [ "$t" = memory ] && name="corral, memory store"; [ "$t" = redis ] && name="corral, Redis alone (local_cache_size: 0)"; [ "$t" = nginx ] && name="nginx proxy_cache (key: uri + body)"
+    name="$t"; [ "$t" = memory ] && name="corral, memory store"; [ "$t" = redis ] && name="corral, Redis alone (local_cache_size: 0)"; [ "$t" = nginx ] && name="nginx proxy_cache (key: uri + body)"; [ "$t" = floor ] && name="floor: bare node:http, same bytes"
     awk -v n="$name" -v r="$(median "${RPS[$t]}")" -v a="$(median "${P50[$t]}")" -v b="$(median "${P99[$t]}")" -v e="${ERR[$t]}" \
       'BEGIN { printf "| %s | %.0f | %.2f ms | %.2f ms | %d |\n", n, r, a / 1000, b / 1000, e }'
   done
   if [ -n "${RPS[memory]:-}" ] && [ -n "${RPS[nginx]:-}" ]; then
     awk -v c="$(median "${RPS[memory]}")" -v n="$(median "${RPS[nginx]}")" 'BEGIN { printf "\n- corral memory / nginx hits/s: %.0f%% (goal >= 50%%: %s)\n", 100 * c / n, (c / n >= 0.5 ? "met" : "MISSED") }'
+  fi
+  if [ -n "${RPS[memory]:-}" ] && [ -n "${RPS[floor]:-}" ]; then
+    awk -v c="$(median "${RPS[memory]}")" -v f="$(median "${RPS[floor]}")" -v n="$(median "${RPS[nginx]:-0}")" 'BEGIN { printf "- corral memory / floor hits/s: %.0f%%; floor / nginx: %.0f%%\n", 100 * c / f, (n > 0 ? 100 * f / n : 0) }'
   fi
   if [ -n "${RPS[redis]:-}" ] && [ -n "${RPS[nginx]:-}" ]; then
     awk -v c="$(median "${RPS[redis]}")" -v n="$(median "${RPS[nginx]}")" 'BEGIN { printf "- corral Redis alone / nginx hits/s: %.0f%%\n", 100 * c / n }'

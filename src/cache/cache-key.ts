@@ -4,7 +4,7 @@
  * does not know (a new Ollama option) is part of the key, which costs hits but never serves a
  * wrong answer.
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 
 /**
  * A namespace of answers: requests of different families never share a key. `/api/embeddings`
@@ -65,12 +65,13 @@ export function requestBasis(
 
 /** The key of a whole request (generations, and single-flight for embeddings). */
 export function requestKey(basis: string): string {
-  return createHash('sha256').update(basis).digest('hex')
+  return hash('sha256', basis, 'hex')
 }
 
 /** The key of one input of an embedding request. */
 export function itemKey(basis: string, item: string): string {
-  return createHash('sha256').update(basis).update('\n').update(JSON.stringify(item)).digest('hex')
+  // One-shot hashing: no Hash object per item (the hit path of a single embedding is this plus a lookup).
+  return hash('sha256', `${basis}\n${JSON.stringify(item)}`, 'hex')
 }
 
 const LAYERS = ['embedding', 'chunk', 'inference'] as const

@@ -255,7 +255,10 @@ export class OllamaCache implements RequestCache {
     const keys = inputs.map((input) => this.#keys.entry(layer, model, itemKey(basis, input)))
     const found: (StoredVector | undefined)[] = new Array<StoredVector | undefined>(inputs.length)
     let missing = inputs.length
-    if (plan.lookup) missing = await this.#lookupVectors(keys, found)
+    if (plan.lookup) {
+      const looked = this.#lookupVectors(keys, found)
+      missing = typeof looked === 'number' ? looked : await looked
+    }
     if (missing === 0) {
       this.#stats.hit(layer)
       this.#sendVectors(ex, plan, found as StoredVector[], 0, 'hit')
@@ -279,9 +282,11 @@ export class OllamaCache implements RequestCache {
     return this.#fetchVectors(ex, forward, plan, keys, found, fetch, flight === undefined && this.#config.singleFlight ? flightKey : undefined)
   }
 
-  /** Looks every item up; resolves with how many are missing. Lookups run concurrently. */
-  async #lookupVectors(keys: readonly string[], found: (StoredVector | undefined)[]): Promise<number> {
-    let missing = 0
+  /**
+   * Looks every item up; gives how many are missing, at once when the store answered from memory
+   * (no promise on the hit path), else when every lookup (run concurrently) is back.
+   */
+  #lookupVectors(keys: readonly string[], found: (StoredVector | undefined)[]): number | Promise<number> {
     let pending: Promise<void>[] | undefined
     for (let i = 0; i < keys.length; i++) {
       const got = this.#store.get(keys[i]!)
@@ -291,9 +296,12 @@ export class OllamaCache implements RequestCache {
         found[i] = vectorOf(got)
       }
     }
-    if (pending !== undefined) await Promise.all(pending)
-    for (let i = 0; i < keys.length; i++) if (found[i] === undefined) missing++
-    return missing
+    const count = (): number => {
+      let missing = 0
+      for (let i = 0; i < keys.length; i++) if (found[i] === undefined) missing++
+      return missing
+    }
+    return pending === undefined ? count() : Promise.all(pending).then(count)
   }
 
   /** Fills the missing items from a flight's result; false when some are still missing. */

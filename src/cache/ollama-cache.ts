@@ -61,6 +61,11 @@ export class OllamaCache implements RequestCache {
   readonly #vectors = new SingleFlight<VectorResult>()
   /** Writes not yet acknowledged by the store (awaited by `settle()` and `close()`). */
   readonly #pending = new Set<Promise<unknown>>()
+  /**
+   * Entries being written, by key, until the store acknowledges them: a request whose (remote)
+   * lookup was sent before the write landed finds the answer here instead of going upstream.
+   */
+  readonly #landing = new Map<string, CacheEntry>()
 
   constructor(deps: OllamaCacheDeps) {
     this.#config = deps.config
@@ -112,7 +117,7 @@ export class OllamaCache implements RequestCache {
   async #answer(ex: Exchange, forward: Forward, plan: AnswerPlan, model: string, digest: string | undefined): Promise<void> {
     const key = this.#keys.entry('inference', model, requestKey(requestBasis(plan.family, model, digest, ex.json!)))
     if (plan.lookup) {
-      const entry = await this.#store.get(key)
+      const entry = (await this.#store.get(key)) ?? this.#landing.get(key)
       if (entry !== undefined && this.#replayAnswer(ex, plan, entry, 'hit')) {
         this.#stats.hit('inference')
         return
@@ -291,9 +296,9 @@ export class OllamaCache implements RequestCache {
     for (let i = 0; i < keys.length; i++) {
       const got = this.#store.get(keys[i]!)
       if (got instanceof Promise) {
-        ;(pending ??= []).push(got.then((entry) => void (found[i] = vectorOf(entry))))
+        ;(pending ??= []).push(got.then((entry) => void (found[i] = vectorOf(entry ?? this.#landing.get(keys[i]!)))))
       } else {
-        found[i] = vectorOf(got)
+        found[i] = vectorOf(got ?? (this.#landing.size === 0 ? undefined : this.#landing.get(keys[i]!)))
       }
     }
     const count = (): number => {
@@ -419,6 +424,7 @@ export class OllamaCache implements RequestCache {
   #write(layer: CacheLayerName, key: string, entry: CacheEntry): void {
     const ttlMs = this.#config.layers[layer].ttlMs
     if (entry.value.length > this.#config.maxEntryBytes) return
+    this.#landing.set(key, entry)
     const write = this.#store.set(key, entry.value, ttlMs, entry.view).then(
       (stored) => {
         if (stored) this.#stats.wrote(layer)
@@ -426,7 +432,10 @@ export class OllamaCache implements RequestCache {
       (err: unknown) => this.#logger.error({ err, key }, 'cache write failed'),
     )
     this.#pending.add(write)
-    void write.finally(() => this.#pending.delete(write))
+    void write.finally(() => {
+      this.#pending.delete(write)
+      if (this.#landing.get(key) === entry) this.#landing.delete(key)
+    })
   }
 
   /** Waits for `promise`, or less if the client goes away first. */

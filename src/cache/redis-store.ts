@@ -16,6 +16,12 @@ export interface RedisStoreOptions {
 }
 
 const SCAN_COUNT = 1000
+/**
+ * Consecutive failures that open the circuit. One slow command (a busy machine, a GC pause in
+ * this process) only makes its own request a miss; a dead or frozen Redis fails every command
+ * and trips it within a few requests.
+ */
+const FAILURES_TO_OPEN = 3
 const NO_USAGE: LayerUsage = Object.freeze({ entries: 0, bytes: 0, evictions: 0 })
 
 /** `*`, `?`, `[`, `]` and `\` are glob characters in SCAN MATCH. */
@@ -23,8 +29,8 @@ const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, '\\$&')
 
 /**
  * The shared store in Redis. It never slows or breaks the request path: every failure makes
- * `get` a miss and `set` a no-op, and the first failure opens a circuit that skips Redis entirely
- * (no request waits on it) until a background probe finds it answering again. Each state change
+ * `get` a miss and `set` a no-op, and three failures in a row open a circuit that skips Redis
+ * entirely (no request waits on it) until a background probe finds it answering again. Each state change
  * is logged once (warn when down, info when up) and counted.
  */
 export class RedisStore implements CacheStore {
@@ -37,6 +43,7 @@ export class RedisStore implements CacheStore {
   #errors = 0
   #stateChanges = 0
   #retryAt = 0
+  #consecutiveFailures = 0
   #probing = false
   readonly #waiters = new Set<() => void>()
   #closed: Promise<void> | undefined
@@ -172,6 +179,7 @@ export class RedisStore implements CacheStore {
   }
 
   #succeeded(): void {
+    this.#consecutiveFailures = 0
     if (this.#state === 'up') return
     const first = this.#state === 'connecting'
     this.#state = 'up'
@@ -186,6 +194,9 @@ export class RedisStore implements CacheStore {
     this.#errors++
     this.#retryAt = this.#now() + this.#retryIntervalMs
     if (this.#state === 'down' || this.#closed !== undefined) return
+    // A probe or a connection error while connecting counts at once; commands of a working
+    // connection after FAILURES_TO_OPEN in a row.
+    if (this.#state === 'up' && ++this.#consecutiveFailures < FAILURES_TO_OPEN) return
     this.#state = 'down'
     this.#stateChanges++
     this.#logger.warn(

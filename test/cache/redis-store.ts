@@ -104,3 +104,37 @@ t.test('fails open: killed or frozen Redis makes misses, each state change logge
   t.ok(store.health().errors > 0)
   t.equal(store.health().stateChanges, 5, 'connected, down, up, down, up')
 })
+
+t.test('the circuit: one slow command is one miss; three in a row open it; the probe closes it', async (t) => {
+  // Pure decision logic: a scripted client instead of a server.
+  const { EventEmitter } = await import('node:events')
+  let failNext = 0
+  let now = 0
+  const client = Object.assign(new EventEmitter(), {
+    getBuffer: async () => {
+      if (failNext > 0) {
+        failNext--
+        throw new Error('Command timed out')
+      }
+      return Buffer.from('v')
+    },
+    ping: async () => 'PONG',
+    quit: async () => 'OK',
+    disconnect: () => {},
+  })
+  const store = new RedisStore({ client: client as never, retryIntervalMs: 1000, logger: createLogger('silent'), now: () => now })
+  client.emit('ready')
+  failNext = 1
+  t.equal(await store.get('k'), undefined, 'the slow command is a miss')
+  t.equal((await store.get('k'))?.value.toString(), 'v', 'the next one goes to Redis')
+  t.equal(store.health().state, 'up')
+  failNext = 3
+  for (let i = 0; i < 3; i++) await store.get('k')
+  t.equal(store.health().state, 'down', 'three failures in a row')
+  t.equal(await store.get('k'), undefined, 'skipped while down')
+  now += 1000
+  await store.get('k') // due: starts the background probe
+  await store.whenUp(100)
+  t.equal((await store.get('k'))?.value.toString(), 'v')
+  t.equal(store.health().errors, 4)
+})

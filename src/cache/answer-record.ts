@@ -10,7 +10,6 @@
  */
 
 const KIND_ANSWER = 3
-const KIND_BODY = 4
 /** Done reasons of a complete generation; `load`/`unload` and anything else are never stored. */
 const COMPLETE: ReadonlySet<unknown> = new Set(['stop', 'length'])
 
@@ -173,28 +172,4 @@ export class AnswerRecord {
     if (logprobs !== undefined) out.logprobs = logprobs
     return out
   }
-}
-
-/**
- * An answer kept as the instance's bytes (the `/v1` one-object answers), stored only when every
- * choice finished with stop or length.
- */
-export const storedBody = {
-  fromAnswer(body: Buffer): Buffer | undefined {
-    try {
-      const obj: unknown = JSON.parse(body.toString('utf8'))
-      if (!isObject(obj) || !Array.isArray(obj.choices) || obj.choices.length === 0) return undefined
-      for (const c of obj.choices) if (!isObject(c) || !COMPLETE.has(c.finish_reason)) return undefined
-    } catch {
-      return undefined
-    }
-    const out = Buffer.allocUnsafe(1 + body.length)
-    out[0] = KIND_BODY
-    body.copy(out, 1)
-    return out
-  },
-  /** The instance's bytes, or undefined when `value` is not a stored body. */
-  decode(value: Buffer): Buffer | undefined {
-    return value[0] === KIND_BODY ? value.subarray(1) : undefined
-  },
 }

@@ -12,7 +12,7 @@ export interface AnswerPlan {
   readonly kind: 'answer'
   readonly layer: 'inference'
   readonly family: KeyFamily
-  /** The client wants an NDJSON stream (Ollama's default) rather than one JSON object. */
+  /** The client wants a stream (NDJSON, Ollama's default; SSE on /v1) rather than one JSON object. */
   readonly stream: boolean
   /** False with `Cache-Control: no-cache`: the answer is fetched, then stored. */
   readonly lookup: boolean
@@ -46,7 +46,6 @@ const NOT_DETERMINISTIC = bypass('not deterministic (no seed, temperature not 0)
 const LOAD_REQUEST = bypass('empty prompt (load or unload)')
 const POLICY_OFF = bypass('inference policy off')
 const NOT_TEXT = bypass('input is not text')
-const OPENAI_STREAM = bypass('streamed /v1 answers are not cached')
 const DEBUG_RENDER = bypass('_debug_render_only')
 
 const FAMILY: Partial<Record<RouteName, KeyFamily>> = {
@@ -120,7 +119,6 @@ export function planFor(
     return LOAD_REQUEST
   }
   if (inference.policy === 'deterministic' && !deterministic(body, openai)) return NOT_DETERMINISTIC
-  // OpenAI streams are SSE; only their one-object answers are kept and replayed.
-  if (openai && body.stream === true) return OPENAI_STREAM
-  return { kind: 'answer', layer: 'inference', family, stream: openai ? false : body.stream !== false, lookup }
+  // OpenAI's stream flag defaults to false (SSE when true), Ollama's to true (NDJSON).
+  return { kind: 'answer', layer: 'inference', family, stream: openai ? body.stream === true : body.stream !== false, lookup }
 }

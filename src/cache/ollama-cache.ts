@@ -10,11 +10,12 @@ import type { Logger } from 'pino'
 import type { CacheConfig, CacheLayerName } from '../config/config.js'
 import { errorBody } from '../proxy/errors.js'
 import type { Exchange } from '../proxy/exchange.js'
-import { AnswerRecord, storedBody } from './answer-record.js'
+import { AnswerRecord } from './answer-record.js'
 import { itemKey, KeySpace, normalizeModel, requestBasis, requestKey } from './cache-key.js'
 import { planFor, type AnswerPlan, type VectorPlan } from './cache-policy.js'
 import { CacheStats, type CacheStatsReport } from './cache-stats.js'
 import type { CacheEntry, CacheStore } from './cache-store.js'
+import { OpenAIAnswer } from './openai-answer.js'
 import type { Forward, RequestCache } from './request-cache.js'
 import { ResponseCapture } from './response-capture.js'
 import { SingleFlight, type Flight, type FlightObserver } from './single-flight.js'
@@ -40,6 +41,7 @@ type VectorResult = ReadonlyMap<string, StoredVector>
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 const NDJSON_TYPE = 'application/x-ndjson'
+const SSE_TYPE = 'text/event-stream'
 /** An embedding answer corral must assemble is read whole whatever its size; above this it fails. */
 const MAX_ASSEMBLED_BYTES = 256 * 1024 * 1024
 
@@ -152,8 +154,10 @@ export class OllamaCache implements RequestCache {
     const body = capture.body()
     if (body === undefined) return undefined
     if (plan.family === 'openai_chat' || plan.family === 'openai_completions') {
-      const value = storedBody.fromAnswer(body)
-      return value === undefined ? undefined : { value, view: storedBody.decode(value) }
+      const answer = capture.contentType.includes('text/event-stream')
+        ? OpenAIAnswer.fromStream(body.toString('utf8'), plan.family === 'openai_chat')
+        : OpenAIAnswer.fromBody(body)
+      return answer === undefined ? undefined : { value: answer.encode(), view: answer }
     }
     const streamed = capture.contentType.includes('ndjson')
     const record = AnswerRecord.fromAnswer(plan.family === 'chat' ? 'chat' : 'generate', body.toString('utf8'), streamed)
@@ -163,9 +167,16 @@ export class OllamaCache implements RequestCache {
   /** Answers from a stored generation; false when the value is not one (the request then misses). */
   #replayAnswer(ex: Exchange, plan: AnswerPlan, entry: CacheEntry, status: CacheStatus): boolean {
     if (plan.family === 'openai_chat' || plan.family === 'openai_completions') {
-      const body = (entry.view ??= storedBody.decode(entry.value)) as Buffer | undefined
-      if (!(body instanceof Buffer)) return false
-      this.#send(ex, 200, JSON_TYPE, body, status)
+      const answer = (entry.view ??= OpenAIAnswer.decode(entry.value)) as OpenAIAnswer | undefined
+      if (!(answer instanceof OpenAIAnswer)) return false
+      if (!plan.stream) {
+        this.#send(ex, 200, JSON_TYPE, answer.body, status)
+        return true
+      }
+      const options = ex.json?.stream_options
+      const sse = answer.sse(isObject(options) && options.include_usage === true)
+      if (sse === undefined) return false
+      this.#send(ex, 200, SSE_TYPE, sse, status)
       return true
     }
     const record = (entry.view ??= AnswerRecord.decode(entry.value)) as AnswerRecord | undefined

@@ -74,24 +74,61 @@ t.test('a streamed hit is an NDJSON stream of the same shape; streams and object
   t.equal(fake.count('/api/chat'), 1)
 })
 
-t.test('/v1 completions: one-object answers are cached, streamed ones bypass', async (t) => {
+/** SSE events as objects ([DONE] as the string), without the fields each instance makes up. */
+function events(text: string): unknown[] {
+  return text
+    .split('\n\n')
+    .filter((e) => e.trim() !== '')
+    .map((e) => {
+      const data = e.replace(/^data: /, '')
+      if (data === '[DONE]') return data
+      const { id: _id, created: _created, ...rest } = JSON.parse(data) as Record<string, unknown>
+      return rest
+    })
+}
+const withoutIds = (value: unknown): unknown => {
+  const { id: _id, created: _created, ...rest } = value as Record<string, unknown>
+  return rest
+}
+
+t.test('/v1: one-object answers and SSE streams from the same stored answer', async (t) => {
   const fake = await startFakeOllama()
-  t.teardown(() => fake.close())
+  const twin = await startFakeOllama()
+  t.teardown(() => Promise.all([fake.close(), twin.close()]))
   const { url, corral } = await startCorral(t, [fake.url])
   const body = { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], seed: 7 }
   const first = await send(url, 'POST', '/v1/chat/completions', body)
+  t.equal(first.headers['x-corral-cache'], 'miss')
   await corral.cache!.settle()
   const second = await send(url, 'POST', '/v1/chat/completions', body)
   t.equal(second.headers['x-corral-cache'], 'hit')
   t.equal(second.text, first.text, 'the instance bytes')
-  const completion = { model: 'llama3.2', prompt: 'once', temperature: 0 }
-  await send(url, 'POST', '/v1/completions', completion)
+
+  const streamed = { ...body, stream: true, stream_options: { include_usage: true } }
+  const sse = await send(url, 'POST', '/v1/chat/completions', streamed)
+  t.equal(sse.headers['x-corral-cache'], 'hit', 'a one-object answer serves a streamed request')
+  t.match(sse.headers['content-type'], /text\/event-stream/)
+  const directSse = await send(twin.url, 'POST', '/v1/chat/completions', streamed)
+  const got = events(sse.text)
+  const want = events(directSse.text)
+  t.same(got.slice(-3), want.slice(-3), 'finish chunk, usage chunk and [DONE] as the instance sends them')
+  const text = (list: unknown[]): string =>
+    list.map((e) => ((e as { choices?: { delta?: { content?: string } }[] }).choices?.[0]?.delta?.content ?? '')).join('')
+  t.equal(text(got), text(want), 'the same text')
+
+  const completion = { model: 'llama3.2', prompt: 'once', temperature: 0, stream: true, stream_options: { include_usage: true } }
+  t.equal((await send(url, 'POST', '/v1/completions', completion)).headers['x-corral-cache'], 'miss')
   await corral.cache!.settle()
-  t.equal((await send(url, 'POST', '/v1/completions', completion)).headers['x-corral-cache'], 'hit')
-  const streamed = await send(url, 'POST', '/v1/chat/completions', { ...body, stream: true })
-  t.equal(streamed.headers['x-corral-cache'], 'bypass')
-  t.ok(streamed.text.endsWith('data: [DONE]\n\n'))
-  t.equal(fake.count('/v1/chat/completions'), 2)
+  const whole = await send(url, 'POST', '/v1/completions', { ...completion, stream: false })
+  t.equal(whole.headers['x-corral-cache'], 'hit', 'a streamed answer (with usage) serves a one-object request')
+  const directWhole = await send(twin.url, 'POST', '/v1/completions', { ...completion, stream: false })
+  t.same(withoutIds(whole.json), withoutIds(directWhole.json), 'the same object as the instance, id and created aside')
+
+  const noUsage = { ...body, messages: [{ role: 'user', content: 'other' }], stream: true }
+  t.equal((await send(url, 'POST', '/v1/chat/completions', noUsage)).headers['x-corral-cache'], 'miss')
+  await corral.cache!.settle()
+  t.equal((await send(url, 'POST', '/v1/chat/completions', noUsage)).headers['x-corral-cache'], 'miss', 'a stream without usage is not stored')
+  t.equal(fake.count('/v1/chat/completions'), 3)
   t.equal(fake.count('/v1/completions'), 1)
 })
 

@@ -91,6 +91,10 @@ export class CacheRoutes {
       case 'GET':
       case 'HEAD': {
         const entry = await store.get(key)
+        // A failing store reads as a miss on the request path; here "not found" would be a lie.
+        if (entry === undefined && (store.health()?.state ?? 'up') !== 'up') {
+          return answer(res, 503, { error: 'cache store unavailable: Redis is down' })
+        }
         if (entry === undefined || entry.value[0] !== META_KIND) return answer(res, 404, { error: `chunk ${JSON.stringify(id)} not found` })
         const body = entry.value.subarray(1)
         res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length })

@@ -24,42 +24,56 @@ export type InferencePolicy = (typeof INFERENCE_POLICIES)[number]
 
 /** One cache layer. */
 export interface CacheLayerConfig {
+  /** Whether the layer caches at all (`enabled`). Default true. */
   readonly enabled: boolean
-  /** How long an entry is kept, in ms. */
+  /** How long an entry is kept, in ms (`ttl`). Defaults: embedding 7 d, chunk 30 d, inference 24 h. */
   readonly ttlMs: number
 }
 
-/** The response cache. */
+/** The response cache (`cache`). */
 export interface CacheConfig {
+  /** Cache answers at all (`enabled`). Default true. */
   readonly enabled: boolean
-  /** Add `X-Corral-Cache` to answers. */
+  /** Add `X-Corral-Cache: hit | miss | bypass | coalesced` to answers (`response_header`). Default true. */
   readonly responseHeader: boolean
-  /** Largest answer kept, in bytes. */
+  /** Largest answer kept, in bytes (`max_entry_size`); larger ones are relayed, not stored. Default 8 MiB. */
   readonly maxEntryBytes: number
-  /** Coalesce identical requests in flight. */
+  /** Identical cacheable requests in flight reach an instance once (`single_flight`). Default true. */
   readonly singleFlight: boolean
-  /** Bytes the in-memory store may hold. */
+  /** Bytes the in-memory store may hold (`memory.max_size`), when there is no Redis. Default 256 MiB. */
   readonly memoryMaxBytes: number
+  /** The three layers (`layers`). */
   readonly layers: {
     readonly embedding: CacheLayerConfig
     readonly chunk: CacheLayerConfig
+    /** Plus `policy`: deterministic (default), always or off. */
     readonly inference: CacheLayerConfig & { readonly policy: InferencePolicy }
   }
 }
 
-/** Redis for the shared cache: exactly one of `url`, `sentinels` (+ `name`), `cluster` is set. */
+/** Redis for the shared cache (`redis`): exactly one of `url`, `sentinels` (+ `name`), `cluster` is set. */
 export interface RedisConfig {
+  /** redis:// or rediss:// URL of a single node (`url`). Default none. */
   readonly url: string | undefined
+  /** Sentinel addresses (`sentinels`, host:port). Default none. */
   readonly sentinels: readonly { readonly host: string; readonly port: number }[] | undefined
+  /** Master name the sentinels watch (`name`). Default none. */
   readonly name: string | undefined
+  /** Cluster seed node URLs (`cluster`). Default none. */
   readonly cluster: readonly string[] | undefined
+  /** Password for sentinel-managed or cluster nodes (`password`). Default none. */
   readonly password: string | undefined
+  /** TLS for sentinel-managed or cluster nodes (`tls`). Default false. */
   readonly tls: boolean
+  /** Longest wait for one command, in ms (`command_timeout`). Default 50. */
   readonly commandTimeoutMs: number
+  /** While Redis fails, it is probed again after this many ms (`retry_interval`). Default 1000. */
   readonly retryIntervalMs: number
+  /** Prefix of every key corral writes (`key_prefix`). Default `corral:`. */
   readonly keyPrefix: string
-  /** Bytes of the in-process tier in front of Redis; 0: none. */
+  /** Bytes of the in-process tier in front of Redis (`local_cache_size`); 0: none. Default 32 MiB. */
   readonly localCacheBytes: number
+  /** Longest stay of an entry in that tier, in ms (`local_ttl`). Default 300000. */
   readonly localTtlMs: number
 }
 

@@ -154,6 +154,17 @@ t.test('inference policy: deterministic by default, always, off', async (t) => {
 
   const quiet = await startCorral(t, [fake.url], { cache: { response_header: false } })
   t.equal((await send(quiet.url, 'POST', '/api/generate', seeded)).headers['x-corral-cache'], undefined, 'the header can be turned off')
+  await quiet.corral.cache!.settle()
+  const before = fake.count('/api/generate')
+  t.equal((await send(quiet.url, 'POST', '/api/generate', seeded)).status, 200)
+  t.equal(fake.count('/api/generate'), before, 'still a hit without the header')
+
+  const disabled = await startCorral(t, [fake.url], { cache: { enabled: false } })
+  for (let i = 0; i < 2; i++) {
+    const res = await send(disabled.url, 'POST', '/api/embed', { model: 'nomic-embed-text', input: 'x' })
+    t.equal(res.headers['x-corral-cache'], undefined, 'cache.enabled false: nothing cached, no header')
+  }
+  t.equal(fake.count('/api/embed'), 2)
 })
 
 t.test('never stored: errors, cut streams, load requests, no-store; no-cache refreshes', async (t) => {

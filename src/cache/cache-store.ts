@@ -2,7 +2,8 @@
  * Where cached values live. Values are opaque bytes with a TTL; the cache decides what they mean.
  * Implementations: {@link MemoryStore} (the embedded default), {@link RedisStore} (shared) and
  * {@link TieredStore} (a small memory tier in front of Redis). Every implementation passes the
- * same contract suite (test/cache/store-contract.ts).
+ * same contract suite (test/fixtures/cache-store-contract.ts, run by test/cache/memory-store.ts and
+ * test/cache/redis-store.ts).
  */
 
 /** A value read from a store. */

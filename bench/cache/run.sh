@@ -93,16 +93,16 @@ done
 # ---------------------------------------------------------------------------------------------
 # Services on LOAD_CPU: the stand-in Ollama (a fast one for part 1, one taking ZIPF_DELAY ms per
 # request for part 2) and redis-server (no persistence; only this benchmark's keys).
+# Not called through $(...): a subshell would keep the PID from the cleanup list.
 start_bg() { # NAME CPU CMD...: start in the background, pinned and niced
   local name="$1" cpu="$2"; shift 2
   nice -n "$NICE" taskset -c "$cpu" "$@" >"$TMP/$name.log" 2>&1 &
   PIDS+=("$!")
-  echo "$!"
 }
 wait_log() { for _ in $(seq 100); do grep -q "$2" "$TMP/$1.log" 2>/dev/null && return 0; sleep 0.1; done; die "$1 did not start: $(cat "$TMP/$1.log")"; }
-UP_PID="$(start_bg upstream "$LOAD_CPU" node "$HERE/upstream.js" --port "$UP_PORT")"; wait_log upstream listening
-SLOW_PID="$(start_bg slow "$LOAD_CPU" node "$HERE/upstream.js" --port "$SLOW_PORT" --delay "$ZIPF_DELAY")"; wait_log slow listening
-REDIS_PID="$(start_bg redis "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no)"
+start_bg upstream "$LOAD_CPU" node "$HERE/upstream.js" --port "$UP_PORT"; wait_log upstream listening
+start_bg slow "$LOAD_CPU" node "$HERE/upstream.js" --port "$SLOW_PORT" --delay "$ZIPF_DELAY"; wait_log slow listening
+start_bg redis "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no
 wait_log redis "Ready to accept connections"
 REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 UP_URL="http://127.0.0.1:$UP_PORT"

@@ -9,7 +9,10 @@ import { Balancer } from './balancer/balancer.js'
 import { HealthChecker } from './balancer/health-checker.js'
 import { ModelDiscovery } from './balancer/model-discovery.js'
 import { Readiness } from './balancer/readiness.js'
-import { passThroughCache, type RequestCache } from './cache/request-cache.js'
+import type { CacheStore } from './cache/cache-store.js'
+import { createCache } from './cache/create-cache.js'
+import type { OllamaCache } from './cache/ollama-cache.js'
+import type { RequestCache } from './cache/request-cache.js'
 import type { Config } from './config/config.js'
 import { loadBalancerStats } from './observability/load-balancer-stats.js'
 import { createLogger, flushLogger, type Logger } from './observability/logger.js'
@@ -23,7 +26,12 @@ export { loadConfig, ConfigError } from './config/load-config.js'
 
 export interface CorralDeps {
   logger?: Logger
+  /** Replaces the cache built from the configuration (and its own routes). */
   cache?: RequestCache
+  /** Replaces the configured cache store (tests). */
+  cacheStore?: CacheStore
+  /** Replaces `balancer.digestOf` in cache keys (tests). */
+  digestOf?: (model: string) => string | undefined
 }
 
 export interface Corral {
@@ -32,8 +40,15 @@ export interface Corral {
   readonly balancer: Balancer
   readonly proxy: Proxy
   readonly logger: Logger
+  /** The cache built from the configuration; undefined when `deps.cache` replaced it. */
+  readonly cache: OllamaCache | undefined
   /** Starts listening; resolves with the base URL (the port is real when 0 was configured). */
   listen(): Promise<string>
+  /**
+   * Resolves once the first model discovery after `listen` is done. Requests are served before
+   * that; the cache only passes them through until it knows their model's digest.
+   */
+  discovered(): Promise<void>
   /**
    * Graceful stop: stops accepting, lets requests in flight (streams too) finish for up to
    * `drainTimeoutMs`, then closes every connection and pool. Idempotent.
@@ -59,12 +74,21 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
       for (const instance of instances) void discovery.refresh(instance)
     },
   })
-  const proxy = new Proxy({ balancer, cache: deps.cache ?? passThroughCache, logger, config: config.proxy, window, views })
+  const built =
+    deps.cache === undefined
+      ? createCache(config, {
+          logger,
+          digestOf: deps.digestOf ?? ((model) => balancer.digestOf(model)),
+          ...(deps.cacheStore !== undefined ? { store: deps.cacheStore } : {}),
+        })
+      : undefined
+  const proxy = new Proxy({ balancer, cache: deps.cache ?? built!.cache, logger, config: config.proxy, window, views })
   const readiness = new Readiness(balancer.instances)
   let draining = false
   const server = createHttpServer(config.server, {
     proxy,
     readiness,
+    cacheRoutes: built?.routes,
     draining: () => draining,
     loadBalancerStats: () => loadBalancerStats(balancer, window),
   })
@@ -85,6 +109,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     await stopped
     await Promise.all([health.close(), discovery.close()])
     await (timedOut ? balancer.destroy() : balancer.close())
+    await built?.cache.close()
     logger.info('stopped')
     await flushLogger(logger)
   }
@@ -95,6 +120,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     balancer,
     proxy,
     logger,
+    cache: built?.cache,
     listen() {
       return new Promise((resolve, reject) => {
         const onError = (err: Error): void => reject(err)
@@ -112,6 +138,9 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
           resolve(url)
         })
       })
+    },
+    discovered() {
+      return discovery.firstRound()
     },
     close(drainTimeoutMs = config.server.drainTimeoutMs) {
       closing ??= drain(drainTimeoutMs)

@@ -8,12 +8,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream'
 import type { Config } from './config/config.js'
 import type { Readiness } from './balancer/readiness.js'
+import type { CacheRoutes } from './cache/cache-routes.js'
 import type { Proxy } from './proxy/proxy.js'
 import { pathnameOf } from './proxy/routes.js'
 
 export interface ServerParts {
   proxy: Proxy
   readiness: Readiness
+  /** The cache's own endpoints (stats, flush, chunk metadata); undefined without a built-in cache. */
+  cacheRoutes: CacheRoutes | undefined
   /** True once shutdown began: responses then ask clients to close their connection. */
   draining: () => boolean
   /** The body of `GET /api/load-balancer-stats`. */
@@ -42,6 +45,7 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
       if (isRead && path === '/api/load-balancer-stats') {
         return answer(res, req, 200, 'application/json; charset=utf-8', JSON.stringify(parts.loadBalancerStats()))
       }
+      if (parts.cacheRoutes?.owns(path)) return void parts.cacheRoutes.handle(req, res, path)
       void parts.proxy.handle(req, res, path)
     },
   )

@@ -23,6 +23,7 @@ export class ModelDiscovery {
   readonly #running = new Map<Instance, Promise<void>>()
   #timer: NodeJS.Timeout | undefined
   #closed = false
+  #firstRound: Promise<void> | undefined
 
   constructor(instances: readonly Instance[], config: HealthConfig, logger: Logger) {
     this.#instances = instances
@@ -33,9 +34,14 @@ export class ModelDiscovery {
   /** Discovers every instance now, then every interval. */
   start(): void {
     if (this.#closed || this.#timer !== undefined) return
-    void this.refreshAll()
+    this.#firstRound = this.refreshAll()
     this.#timer = setInterval(() => void this.refreshAll(), this.#config.modelsIntervalMs)
     this.#timer.unref()
+  }
+
+  /** Resolves when the first round after `start` is done (every instance answered or failed). */
+  firstRound(): Promise<void> {
+    return this.#firstRound ?? Promise.resolve()
   }
 
   async refreshAll(): Promise<void> {

@@ -2,7 +2,7 @@
  * The runtime configuration: validated, defaulted, with durations in ms and sizes in bytes, and
  * frozen. Nothing downstream re-checks it.
  */
-import type { LOG_LEVELS, ConfigFile } from './schema.js'
+import type { LOG_LEVELS, ConfigFile, CACHE_LAYERS, INFERENCE_POLICIES } from './schema.js'
 import { parseHostPort } from './schema.js'
 import { parseDuration, parseSize } from './units.js'
 import type { PolicyName } from '../balancer/policies.js'
@@ -45,10 +45,71 @@ export interface HealthConfig {
   readonly modelsIntervalMs: number
 }
 
+/** Name of a cache layer. */
+export type CacheLayerName = (typeof CACHE_LAYERS)[number]
+/** When generations are cached. */
+export type InferencePolicy = (typeof INFERENCE_POLICIES)[number]
+
+/** One cache layer. */
+export interface CacheLayerConfig {
+  /** Whether the layer caches at all (`enabled`). Default true. */
+  readonly enabled: boolean
+  /** How long an entry is kept, in ms (`ttl`). Defaults: embedding 7 d, chunk 30 d, inference 24 h. */
+  readonly ttlMs: number
+}
+
+/** The response cache (`cache`). */
+export interface CacheConfig {
+  /** Cache answers at all (`enabled`). Default true. */
+  readonly enabled: boolean
+  /** Add `X-Corral-Cache: hit | miss | bypass | coalesced` to answers (`response_header`). Default true. */
+  readonly responseHeader: boolean
+  /** Largest answer kept, in bytes (`max_entry_size`); larger ones are relayed, not stored. Default 8 MiB. */
+  readonly maxEntryBytes: number
+  /** Identical cacheable requests in flight reach an instance once (`single_flight`). Default true. */
+  readonly singleFlight: boolean
+  /** Bytes the in-memory store may hold (`memory.max_size`), when there is no Redis. Default 256 MiB. */
+  readonly memoryMaxBytes: number
+  /** The three layers (`layers`). */
+  readonly layers: {
+    readonly embedding: CacheLayerConfig
+    readonly chunk: CacheLayerConfig
+    /** Plus `policy`: deterministic (default), always or off. */
+    readonly inference: CacheLayerConfig & { readonly policy: InferencePolicy }
+  }
+}
+
+/** Redis for the shared cache (`redis`): exactly one of `url`, `sentinels` (+ `name`), `cluster` is set. */
+export interface RedisConfig {
+  /** redis:// or rediss:// URL of a single node (`url`). Default none. */
+  readonly url: string | undefined
+  /** Sentinel addresses (`sentinels`, host:port). Default none. */
+  readonly sentinels: readonly { readonly host: string; readonly port: number }[] | undefined
+  /** Master name the sentinels watch (`name`). Default none. */
+  readonly name: string | undefined
+  /** Cluster seed node URLs (`cluster`). Default none. */
+  readonly cluster: readonly string[] | undefined
+  /** Password for sentinel-managed or cluster nodes (`password`). Default none. */
+  readonly password: string | undefined
+  /** TLS for sentinel-managed or cluster nodes (`tls`). Default false. */
+  readonly tls: boolean
+  /** Longest wait for one command, in ms (`command_timeout`). Default 50. */
+  readonly commandTimeoutMs: number
+  /** While Redis fails, it is probed again after this many ms (`retry_interval`). Default 1000. */
+  readonly retryIntervalMs: number
+  /** Prefix of every key corral writes (`key_prefix`). Default `corral:`. */
+  readonly keyPrefix: string
+  /** Bytes of the in-process tier in front of Redis (`local_cache_size`); 0: none. Default 32 MiB. */
+  readonly localCacheBytes: number
+  /** Longest stay of an entry in that tier, in ms (`local_ttl`). Default 300000. */
+  readonly localTtlMs: number
+}
+
 export interface Config {
   readonly listen: { readonly host: string; readonly port: number }
   readonly instances: readonly InstanceConfig[]
-  readonly redis: { readonly url: string } | undefined
+  readonly redis: RedisConfig | undefined
+  readonly cache: CacheConfig
   readonly logLevel: (typeof LOG_LEVELS)[number]
   readonly balancer: BalancerConfig
   readonly health: HealthConfig
@@ -80,7 +141,37 @@ export function compileConfig(file: ConfigFile): Config {
       const url = new URL(i.url)
       return { name: i.name ?? url.host, url: url.origin, weight: i.weight, maxConcurrency: i.max_concurrency }
     }),
-    redis: file.redis ? { url: file.redis.url } : undefined,
+    redis: file.redis
+      ? {
+          url: file.redis.url ?? undefined,
+          sentinels: file.redis.sentinels?.map((s) => parseHostPort(s)!),
+          name: file.redis.name ?? undefined,
+          cluster: file.redis.cluster ?? undefined,
+          password: file.redis.password ?? undefined,
+          tls: file.redis.tls,
+          commandTimeoutMs: ms(file.redis.command_timeout),
+          retryIntervalMs: ms(file.redis.retry_interval),
+          keyPrefix: file.redis.key_prefix,
+          localCacheBytes: bytes(file.redis.local_cache_size),
+          localTtlMs: ms(file.redis.local_ttl),
+        }
+      : undefined,
+    cache: {
+      enabled: file.cache.enabled,
+      responseHeader: file.cache.response_header,
+      maxEntryBytes: bytes(file.cache.max_entry_size),
+      singleFlight: file.cache.single_flight,
+      memoryMaxBytes: bytes(file.cache.memory.max_size),
+      layers: {
+        embedding: { enabled: file.cache.layers.embedding.enabled, ttlMs: ms(file.cache.layers.embedding.ttl) },
+        chunk: { enabled: file.cache.layers.chunk.enabled, ttlMs: ms(file.cache.layers.chunk.ttl) },
+        inference: {
+          enabled: file.cache.layers.inference.enabled,
+          ttlMs: ms(file.cache.layers.inference.ttl),
+          policy: file.cache.layers.inference.policy,
+        },
+      },
+    },
     logLevel: file.log.level,
     balancer: {
       policy: file.balancer.policy,

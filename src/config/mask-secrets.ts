@@ -5,7 +5,11 @@ const MASK = '***'
 /** A copy of the effective config that is safe to print: passwords in URLs are masked. */
 export function maskSecrets(config: ConfigFile): ConfigFile {
   const copy = structuredClone(config)
-  if (copy.redis) copy.redis.url = maskUrlPassword(copy.redis.url)
+  if (copy.redis) {
+    if (copy.redis.url != null) copy.redis.url = maskUrlPassword(copy.redis.url)
+    if (copy.redis.cluster != null) copy.redis.cluster = copy.redis.cluster.map(maskUrlPassword)
+    if (copy.redis.password != null) copy.redis.password = MASK
+  }
   return copy
 }
 

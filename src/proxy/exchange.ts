@@ -62,6 +62,8 @@ export class Exchange implements BalancedRequest {
    * client's answer itself (per-item embeddings) and only reads the instance's through `tap`.
    */
   relay = true
+  /** What the cache did (`hit`, `miss`, `bypass`, `coalesced`), for the log; undefined: not a cached route. */
+  cache: 'hit' | 'miss' | 'bypass' | 'coalesced' | undefined
   /** Set when the client closed the connection before the response was complete. */
   clientGone = false
   /** Why the response failed after it started, for the log. */

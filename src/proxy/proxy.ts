@@ -209,6 +209,7 @@ export class Proxy {
         status: ex.res.statusCode,
         instance: ex.instance?.name,
         attempts: ex.attempts,
+        cache: ex.cache,
         ms: Math.round(ms * 10) / 10,
         ttfb_ms: ex.firstByteAt > 0 ? Math.round((ex.firstByteAt - ex.startedAt) * 10) / 10 : undefined,
         client_gone: ex.clientGone || undefined,

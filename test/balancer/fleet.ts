@@ -20,8 +20,10 @@ async function fleet(t: Test, options: FakeOllamaOptions[]): Promise<FakeOllama[
   return fakes
 }
 
-/** Resolves when instance `name` enters state `to`. */
+/** Resolves when instance `name` is in state `to` (at once if it already is). */
 function stateChange(corral: Corral, name: string, to: HealthStateName): Promise<void> {
+  const instance = corral.balancer.instances.find((i) => i.name === name)
+  if (instance?.health.state(Date.now()) === to) return Promise.resolve()
   return new Promise((resolve) =>
     corral.balancer.onHealthChange((instance, _from, state) => {
       if (instance.name === name && state === to) resolve()

@@ -46,6 +46,34 @@ t.test('defaults: listen 127.0.0.1:11435, one instance at 127.0.0.1:11434, memor
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.instances[0]), 'frozen')
 })
 
+t.test('cache defaults: memory store 256MiB, layers 7d / 30d / 24h, deterministic generations', async (t) => {
+  const { cache, redis } = loadConfig({ env: {} }).config
+  t.equal(redis, undefined)
+  t.same(cache, {
+    enabled: true,
+    responseHeader: true,
+    maxEntryBytes: 8 * 1024 * 1024,
+    singleFlight: true,
+    memoryMaxBytes: 256 * 1024 * 1024,
+    layers: {
+      embedding: { enabled: true, ttlMs: 7 * 86_400_000 },
+      chunk: { enabled: true, ttlMs: 30 * 86_400_000 },
+      inference: { enabled: true, ttlMs: 86_400_000, policy: 'deterministic' },
+    },
+  })
+  const withRedis = configFromObject({ redis: { url: 'redis://r:6379' } }).config.redis
+  t.match(withRedis, { url: 'redis://r:6379', commandTimeoutMs: 50, retryIntervalMs: 1000, keyPrefix: 'corral:', localCacheBytes: 32 * 1024 * 1024, localTtlMs: 300_000 })
+  const sentinel = configFromObject({ redis: { sentinels: ['s1:26379', '[::1]:26380'], name: 'm' } }).config.redis
+  t.same(sentinel?.sentinels, [{ host: 's1', port: 26379 }, { host: '::1', port: 26380 }])
+  t.same(configFromObject({ redis: { url: null, cluster: ['redis://a:7000'] } }).config.redis?.cluster, ['redis://a:7000'], 'an empty key means unset')
+})
+
+t.test('the RAG example caches every generation, in Redis', async (t) => {
+  const { config } = loadConfig({ file: 'config/rag.example.yaml', env: { REDIS_PASSWORD: 'pw' } })
+  t.equal(config.cache.layers.inference.policy, 'always')
+  t.equal(config.redis?.url, 'redis://:pw@127.0.0.1:6379/0')
+})
+
 t.test('listen accepts host:port and [ipv6]:port', async (t) => {
   t.same(configFromObject({ listen: '[::1]:11435' }).config.listen, { host: '::1', port: 11435 })
   t.same(configFromObject({ listen: '0.0.0.0:0' }).config.listen, { host: '0.0.0.0', port: 0 })
@@ -136,6 +164,17 @@ t.test('one rule per field, each reported with its path, all at once', async (t)
     ['size', { proxy: { max_body_size: 'huge' } }, 'proxy.max_body_size must be a size like "32MiB", "64KiB" or a number of bytes, got "huge"'],
     ['headers within request timeout', { server: { headers_timeout: '20m', request_timeout: '1m' } }, 'server.headers_timeout must not be longer than server.request_timeout ("1m"), got "20m"'],
     ['section type', { server: 'fast' }, 'server must be a mapping, got string "fast"'],
+    ['redis needs a target', { redis: { command_timeout: '50ms' } }, 'redis.url is required (or sentinels with name, or cluster)'],
+    ['redis one target', { redis: { url: 'redis://a', cluster: ['redis://b'] } }, 'redis must set only one of url, sentinels, cluster'],
+    ['redis sentinels need a name', { redis: { sentinels: ['a:26379'] } }, 'redis.name is required with sentinels'],
+    ['redis sentinel address', { redis: { sentinels: ['a'], name: 'm' } }, 'redis.sentinels[0] must be host:port, got "a"'],
+    ['redis cluster url', { redis: { cluster: ['a:1'] } }, 'redis.cluster[0] must be a redis:// or rediss:// URL, got "a:1"'],
+    ['redis key prefix', { redis: { url: 'redis://a', key_prefix: 'has space' } }, 'redis.key_prefix must be 1-64 letters, digits or : . _ -, got "has space"'],
+    ['redis command timeout', { redis: { url: 'redis://a', command_timeout: 'soon' } }, 'redis.command_timeout must be a duration like "30s", "5m" or "250ms", got "soon"'],
+    ['cache layer ttl', { cache: { layers: { chunk: { ttl: 'forever' } } } }, 'cache.layers.chunk.ttl must be a duration like "30s", "5m" or "250ms", got "forever"'],
+    ['inference policy', { cache: { layers: { inference: { policy: 'sometimes' } } } }, 'cache.layers.inference.policy must be one of "deterministic", "always", "off", got "sometimes"'],
+    ['cache memory size', { cache: { memory: { max_size: 'lots' } } }, 'cache.memory.max_size must be a size like "32MiB", "64KiB" or a number of bytes, got "lots"'],
+    ['cache switch', { cache: { enabled: 'yes' } }, 'cache.enabled must be true or false, got string "yes"'],
   ]
   for (const [name, raw, expected] of cases) t.same(problems(raw), [expected], name)
   t.equal(problems({ listen: 'x', instances: [{ url: 'y' }], log: { level: 'z' } }).length, 3, 'every problem at once')
@@ -178,4 +217,7 @@ t.test('secrets are masked for printing', async (t) => {
   const { effective } = configFromObject({ redis: { url: 'redis://user:pw@r:6379/0' } })
   t.equal(maskSecrets(effective).redis?.url, 'redis://user:***@r:6379/0')
   t.equal(effective.redis?.url, 'redis://user:pw@r:6379/0', 'the original is untouched')
+  const cluster = configFromObject({ redis: { cluster: ['redis://:pw@a:7000'], password: 'pw' } }).effective
+  t.same(maskSecrets(cluster).redis?.cluster, ['redis://:***@a:7000'])
+  t.equal(maskSecrets(cluster).redis?.password, '***')
 })

@@ -1,0 +1,94 @@
+// Stand-in Ollama for the cache benchmark (bench/README.md): answers /api/embed (768-dimension
+// normalised float32 vectors, one per input, in Ollama's JSON with shortest float32 text) and
+// /api/generate (a short deterministic answer, streamed or not), deterministically from the
+// request, and counts what reaches it: GET /bench/stats -> {"calls": N, "distinct": D, "inputs": I}
+// (distinct = distinct request bodies minus stream/keep_alive; inputs = embedding inputs embedded).
+// Plain Node, no build. Usage: node upstream.js --port 0
+import { createHash } from 'node:crypto'
+import { createServer } from 'node:http'
+
+const args = process.argv.slice(2)
+const port = Number(args[args.indexOf('--port') + 1] || 0)
+const delayMs = Number(args.includes('--delay') ? args[args.indexOf('--delay') + 1] : 0)
+let calls = 0
+let inputs = 0
+const distinct = new Set()
+
+function float32Shortest(f) {
+  for (let d = 1; d <= 9; d++) {
+    const c = Number(f.toPrecision(d))
+    if (Math.fround(c) === f) return c
+  }
+  return f
+}
+
+function vector(text) {
+  const raw = []
+  for (let block = 0; raw.length < 768; block++) {
+    const h = createHash('sha256').update(`${text}\0${block}`).digest()
+    for (let i = 0; i < 32 && raw.length < 768; i += 4) raw.push(Math.fround(h.readInt32LE(i) / 2 ** 31))
+  }
+  let sum = 0
+  for (const x of raw) sum = Math.fround(sum + Math.fround(x * x))
+  const norm = Math.fround(1 / Math.sqrt(sum))
+  return raw.map((x) => float32Shortest(Math.fround(x * norm)))
+}
+
+const server = createServer((req, res) => {
+  const chunks = []
+  req.on('data', (c) => chunks.push(c))
+  req.on('end', () => {
+    const text = Buffer.concat(chunks).toString('utf8')
+    if (req.url === '/bench/stats') {
+      const body = JSON.stringify({ calls, distinct: distinct.size, inputs })
+      return res.end(body)
+    }
+    if (req.url === '/api/version' || req.url === '/') return res.end('{"version":"0.12.6"}')
+    if (req.url === '/api/tags') return res.end('{"models":[]}')
+    let body
+    try {
+      body = JSON.parse(text)
+    } catch {
+      res.writeHead(400, { 'content-type': 'application/json' })
+      return res.end('{"error":"bad json"}')
+    }
+    calls++
+    const { stream, keep_alive: _k, ...identity } = body
+    distinct.add(`${req.url}\n${JSON.stringify(identity)}`)
+    const answer = () => {
+      if (req.url === '/api/embed') {
+        const list = Array.isArray(body.input) ? body.input : [body.input]
+        inputs += list.length
+        const out = JSON.stringify({
+          model: body.model,
+          embeddings: list.map(vector),
+          total_duration: 12_000_000,
+          load_duration: 1_000_000,
+          prompt_eval_count: list.length * 8,
+        })
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(out) })
+        return res.end(out)
+      }
+      if (req.url === '/api/generate') {
+        const h = createHash('sha256').update(JSON.stringify(identity)).digest('hex')
+        const words = ['The', ' llama', ' grazes', ' on', ' a', ' hill', ' ' + h.slice(0, 8), '.']
+        const final = { done: true, done_reason: 'stop', context: [1, 2, 3], total_duration: 5e8, load_duration: 1e6, prompt_eval_count: 12, prompt_eval_duration: 1e6, eval_count: words.length, eval_duration: 4e8 }
+        const now = new Date().toISOString()
+        if (stream === false) {
+          const out = JSON.stringify({ model: body.model, created_at: now, response: words.join(''), ...final })
+          res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(out) })
+          return res.end(out)
+        }
+        res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+        for (const w of words) res.write(JSON.stringify({ model: body.model, created_at: now, response: w, done: false }) + '\n')
+        return res.end(JSON.stringify({ model: body.model, created_at: now, response: '', ...final }) + '\n')
+      }
+      res.writeHead(404, { 'content-type': 'text/plain' })
+      res.end('404 page not found')
+    }
+    if (delayMs > 0) setTimeout(answer, delayMs)
+    else answer()
+  })
+})
+server.keepAliveTimeout = 120_000
+server.listen(port, '127.0.0.1', () => console.log(`listening ${server.address().port}`))

@@ -1,0 +1,50 @@
+import type { Logger } from 'pino'
+import type { Config } from '../config/config.js'
+import { CacheRoutes } from './cache-routes.js'
+import type { CacheStore } from './cache-store.js'
+import { KeySpace } from './cache-key.js'
+import { MemoryStore } from './memory-store.js'
+import { OllamaCache } from './ollama-cache.js'
+import { createRedisClient } from './redis-client.js'
+import { RedisStore } from './redis-store.js'
+import { TieredStore } from './tiered-store.js'
+import { StoredVector } from './vector-codec.js'
+
+/** Key prefix of the memory store (Redis uses `redis.key_prefix`). */
+const MEMORY_PREFIX = 'corral:'
+
+export interface CacheParts {
+  cache: OllamaCache
+  routes: CacheRoutes
+}
+
+/**
+ * Builds the cache from the configuration: the memory store, or Redis (with its memory tier
+ * unless `local_cache_size` is 0). `store` replaces the configured store (tests).
+ */
+export function createCache(
+  config: Config,
+  deps: { logger: Logger; digestOf: (model: string) => string | undefined; store?: CacheStore },
+): CacheParts {
+  const logger = deps.logger.child({ part: 'cache' })
+  const prefix = config.redis?.keyPrefix ?? MEMORY_PREFIX
+  const keys = new KeySpace(prefix)
+  const memory = (maxBytes: number): MemoryStore =>
+    new MemoryStore({
+      maxBytes,
+      maxEntryBytes: config.cache.maxEntryBytes,
+      layerOf: (key) => keys.layerOf(key),
+      extraBytes: (value) => StoredVector.renderedBytesFor(value),
+    })
+  let store = deps.store
+  if (store === undefined) {
+    if (config.redis === undefined) {
+      store = memory(config.cache.memoryMaxBytes)
+    } else {
+      const redis = new RedisStore({ client: createRedisClient(config.redis), retryIntervalMs: config.redis.retryIntervalMs, logger })
+      store = config.redis.localCacheBytes > 0 ? new TieredStore(memory(config.redis.localCacheBytes), redis, config.redis.localTtlMs) : redis
+    }
+  }
+  const cache = new OllamaCache({ config: config.cache, store, keyPrefix: prefix, digestOf: deps.digestOf, logger })
+  return { cache, routes: new CacheRoutes(cache, config.cache.layers.chunk.ttlMs) }
+}

@@ -1,0 +1,207 @@
+import type { Cluster, Redis } from 'ioredis'
+import type { Logger } from 'pino'
+import type { CacheEntry, CacheStore, LayerUsage, RemoteHealth } from './cache-store.js'
+
+export interface RedisStoreOptions {
+  /**
+   * The client, built with a command timeout, no offline queue and no per-request retries (see
+   * `createRedisClient`), so a failing Redis answers fast with an error instead of queueing.
+   */
+  client: Redis | Cluster
+  /** While Redis is failing it is skipped; a background PING probes it after this long (ms). */
+  retryIntervalMs: number
+  logger: Logger
+  /** Clock in ms (injected for tests). Default `Date.now`. */
+  now?: () => number
+}
+
+const SCAN_COUNT = 1000
+/**
+ * Consecutive failures that open the circuit. One slow command (a busy machine, a GC pause in
+ * this process) only makes its own request a miss; a dead or frozen Redis fails every command
+ * and trips it within a few requests.
+ */
+const FAILURES_TO_OPEN = 3
+const NO_USAGE: LayerUsage = Object.freeze({ entries: 0, bytes: 0, evictions: 0 })
+
+/** `*`, `?`, `[`, `]` and `\` are glob characters in SCAN MATCH. */
+const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, '\\$&')
+
+/**
+ * The shared store in Redis. It never slows or breaks the request path: every failure makes
+ * `get` a miss and `set` a no-op, and three failures in a row open a circuit that skips Redis
+ * entirely (no request waits on it) until a background probe finds it answering again. Each state change
+ * is logged once (warn when down, info when up) and counted.
+ */
+export class RedisStore implements CacheStore {
+  readonly kind = 'redis'
+  readonly #client: Redis | Cluster
+  readonly #retryIntervalMs: number
+  readonly #logger: Logger
+  readonly #now: () => number
+  #state: 'connecting' | 'up' | 'down' = 'connecting'
+  #errors = 0
+  #stateChanges = 0
+  #retryAt = 0
+  #consecutiveFailures = 0
+  #probing = false
+  readonly #waiters = new Set<() => void>()
+  #closed: Promise<void> | undefined
+
+  constructor(options: RedisStoreOptions) {
+    this.#client = options.client
+    this.#retryIntervalMs = options.retryIntervalMs
+    this.#logger = options.logger
+    this.#now = options.now ?? Date.now
+    // Connection errors come as events; without a listener ioredis would print them.
+    this.#client.on('error', (err: Error) => this.#failed(err))
+    this.#client.on('ready', () => this.#succeeded())
+  }
+
+  async get(key: string): Promise<CacheEntry | undefined> {
+    if (!this.#usable()) return undefined
+    try {
+      const value = await this.#client.getBuffer(key)
+      this.#succeeded()
+      return value === null ? undefined : { value, view: undefined }
+    } catch (err) {
+      this.#failed(err)
+      return undefined
+    }
+  }
+
+  async set(key: string, value: Buffer, ttlMs: number): Promise<boolean> {
+    if (!this.#usable() || ttlMs <= 0) return false
+    try {
+      await this.#client.set(key, value, 'PX', Math.ceil(ttlMs))
+      this.#succeeded()
+      return true
+    } catch (err) {
+      this.#failed(err)
+      return false
+    }
+  }
+
+  async delete(key: string): Promise<boolean> {
+    try {
+      const n = await this.#client.unlink(key)
+      this.#succeeded()
+      return n > 0
+    } catch (err) {
+      this.#failed(err)
+      throw err
+    }
+  }
+
+  async flush(prefixes: readonly string[]): Promise<number> {
+    const nodes: Redis[] = this.#isCluster() ? (this.#client as Cluster).nodes('master') : [this.#client as Redis]
+    let deleted = 0
+    try {
+      for (const node of nodes) {
+        for (const prefix of prefixes) {
+          let cursor = '0'
+          do {
+            const [next, keys] = await node.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', SCAN_COUNT)
+            cursor = next
+            if (keys.length === 0) continue
+            if (this.#isCluster()) {
+              // Keys of one UNLINK must share a slot in a cluster: one command each, pipelined.
+              const results = await node.pipeline(keys.map((k) => ['unlink', k])).exec()
+              for (const [err, n] of results ?? []) if (err === null && typeof n === 'number') deleted += n
+            } else {
+              deleted += await node.unlink(...keys)
+            }
+          } while (cursor !== '0')
+        }
+      }
+      this.#succeeded()
+      return deleted
+    } catch (err) {
+      this.#failed(err)
+      throw err
+    }
+  }
+
+  usage(_layer: string): LayerUsage {
+    return NO_USAGE
+  }
+
+  /** Resolves when Redis is up (tests, benchmarks); rejects after `timeoutMs`. */
+  whenUp(timeoutMs = 5000): Promise<void> {
+    if (this.#state === 'up') return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(done)
+        reject(new Error(`redis not up after ${timeoutMs} ms`))
+      }, timeoutMs)
+      const done = (): void => {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.#waiters.add(done)
+    })
+  }
+
+  health(): RemoteHealth {
+    return { state: this.#state, errors: this.#errors, stateChanges: this.#stateChanges }
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#client.quit().then(
+      () => undefined,
+      () => this.#client.disconnect(),
+    )
+    return this.#closed
+  }
+
+  #isCluster(): boolean {
+    return (this.#client as { isCluster?: boolean }).isCluster === true
+  }
+
+  /** Whether a command may go to Redis now; while down, starts a background probe when due. */
+  #usable(): boolean {
+    if (this.#state === 'up') return true
+    if (this.#state === 'connecting') return false
+    if (!this.#probing && this.#now() >= this.#retryAt && this.#closed === undefined) {
+      this.#probing = true
+      this.#client.ping().then(
+        () => {
+          this.#probing = false
+          this.#succeeded()
+        },
+        (err: unknown) => {
+          this.#probing = false
+          this.#failed(err)
+        },
+      )
+    }
+    return false
+  }
+
+  #succeeded(): void {
+    this.#consecutiveFailures = 0
+    if (this.#state === 'up') return
+    const first = this.#state === 'connecting'
+    this.#state = 'up'
+    this.#stateChanges++
+    if (first) this.#logger.info('redis connected')
+    else this.#logger.info({ errors: this.#errors }, 'redis up: cache reads and writes resume')
+    for (const resolve of this.#waiters) resolve()
+    this.#waiters.clear()
+  }
+
+  #failed(err: unknown): void {
+    this.#errors++
+    this.#retryAt = this.#now() + this.#retryIntervalMs
+    if (this.#state === 'down' || this.#closed !== undefined) return
+    // A probe or a connection error while connecting counts at once; commands of a working
+    // connection after FAILURES_TO_OPEN in a row.
+    if (this.#state === 'up' && ++this.#consecutiveFailures < FAILURES_TO_OPEN) return
+    this.#state = 'down'
+    this.#stateChanges++
+    this.#logger.warn(
+      { err: err instanceof Error ? err.message : String(err), retry_ms: this.#retryIntervalMs },
+      'redis down: cache skips it (requests are answered as misses) until it answers again',
+    )
+  }
+}

@@ -1,0 +1,71 @@
+import type { ResponseTap } from '../proxy/exchange.js'
+
+/** Receives a captured answer's events as they happen (single-flight followers streaming along). */
+export interface CaptureListener {
+  start(): void
+  data(chunk: Buffer): void
+}
+
+/**
+ * A response tap that keeps a copy of the instance's answer, up to `maxBytes` (beyond that the
+ * copy is dropped and the answer is not stored), and passes each chunk on to a listener.
+ */
+export class ResponseCapture implements ResponseTap {
+  status = 0
+  contentType = ''
+  /** The chunks so far (copies); emptied when the answer outgrew the cap. */
+  chunks: Buffer[] = []
+  bytes = 0
+  /** The answer outgrew the cap: `chunks` is incomplete. */
+  overflow = false
+  /** The body arrived whole. */
+  ended = false
+  /** The answer failed or was cut. */
+  aborted = false
+  readonly #maxBytes: number
+  readonly #listener: CaptureListener | undefined
+
+  constructor(maxBytes: number, listener?: CaptureListener) {
+    this.#maxBytes = maxBytes
+    this.#listener = listener
+  }
+
+  start(statusCode: number, headers: Readonly<Record<string, string | string[] | undefined>>): void {
+    this.status = statusCode
+    const type = headers['content-type']
+    this.contentType = typeof type === 'string' ? type : ''
+    this.#listener?.start()
+  }
+
+  data(chunk: Buffer): void {
+    const copy = Buffer.from(chunk)
+    if (!this.overflow) {
+      if (this.bytes + copy.length > this.#maxBytes) {
+        this.overflow = true
+        this.chunks = []
+      } else {
+        this.chunks.push(copy)
+      }
+    }
+    this.bytes += copy.length
+    this.#listener?.data(copy)
+  }
+
+  end(): void {
+    this.ended = true
+  }
+
+  abort(): void {
+    this.aborted = true
+  }
+
+  /** Whether the whole body was captured (any status). */
+  get whole(): boolean {
+    return this.ended && !this.aborted && !this.overflow
+  }
+
+  /** The captured body, when whole. */
+  body(): Buffer | undefined {
+    return this.whole ? Buffer.concat(this.chunks, this.bytes) : undefined
+  }
+}

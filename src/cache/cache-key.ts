@@ -37,12 +37,6 @@ export function canonicalJson(value: unknown): string {
   return out + '}'
 }
 
-/** `llama3.2` -> `llama3.2:latest`, as Ollama resolves a name without a tag. */
-export function normalizeModel(model: string): string {
-  const slash = model.lastIndexOf('/')
-  return model.indexOf(':', slash + 1) === -1 ? `${model}:latest` : model
-}
-
 /**
  * The part of a key shared by every item of one request: family, model (resolved, with its
  * digest when discovery knows it) and every output-affecting field except `omit` (the input

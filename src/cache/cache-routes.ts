@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { CACHE_LAYERS } from '../config/schema.js'
 import { CorralError } from '../proxy/errors.js'
 import { BodyAborted, readBody } from '../proxy/request-body.js'
-import { normalizeModel } from './cache-key.js'
+import { canonicalModel } from '../balancer/model-name.js'
 import type { OllamaCache } from './ollama-cache.js'
 
 /** Largest chunk-metadata document, in bytes. */
@@ -64,7 +64,7 @@ export class CacheRoutes {
       return answer(res, 400, { error: `layer must be one of ${CACHE_LAYERS.join(', ')}, got ${JSON.stringify(layer)}` })
     }
     if (model === '') return answer(res, 400, { error: 'model must not be empty' })
-    const prefixes = this.#cache.keys.prefixes(layer as (typeof CACHE_LAYERS)[number] | undefined, model === undefined ? undefined : normalizeModel(model))
+    const prefixes = this.#cache.keys.prefixes(layer as (typeof CACHE_LAYERS)[number] | undefined, model === undefined ? undefined : canonicalModel(model))
     const deleted = await this.#cache.store.flush(prefixes)
     answer(res, 200, { deleted, layer: layer ?? null, model: model ?? null })
   }

@@ -11,7 +11,8 @@ import type { CacheConfig, CacheLayerName } from '../config/config.js'
 import { errorBody } from '../proxy/errors.js'
 import type { Exchange } from '../proxy/exchange.js'
 import { AnswerRecord } from './answer-record.js'
-import { itemKey, KeySpace, normalizeModel, requestBasis, requestKey } from './cache-key.js'
+import { itemKey, KeySpace, requestBasis, requestKey } from './cache-key.js'
+import { canonicalModel } from '../balancer/model-name.js'
 import { planFor, type AnswerPlan, type VectorPlan } from './cache-policy.js'
 import { CacheStats, type CacheStatsReport } from './cache-stats.js'
 import type { CacheEntry, CacheStore } from './cache-store.js'
@@ -94,7 +95,7 @@ export class OllamaCache implements RequestCache {
       this.#mark(ex, 'bypass')
       return forward(ex)
     }
-    const model = normalizeModel(ex.model!)
+    const model = canonicalModel(ex.model!)
     const digest = this.#digestOf(model)
     // Until discovery has seen the model, corral cannot tell a re-pulled model from the one an
     // entry was made with: no lookup, no store (moments after start, or a model no instance has).

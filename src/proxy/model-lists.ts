@@ -3,6 +3,7 @@
  * `/api/tags` (local models), `/api/ps` (loaded models) and OpenAI's `/v1/models`. Pure functions:
  * the fan-out that collects the lists lives in `cluster-views.ts`.
  */
+import { canonicalModel } from '../balancer/model-name.js'
 
 /** Which list is merged: they differ in the field that names a model and the one that orders them. */
 export type ModelListKind = 'tags' | 'ps' | 'openai_models'
@@ -39,8 +40,7 @@ const SHAPES: Readonly<Record<ModelListKind, ListShape>> = {
  * and `llama3:latest` are one model), and Ollama matches names case-insensitively.
  */
 export function modelKey(name: string): string {
-  const slash = name.lastIndexOf('/')
-  return (name.includes(':', slash + 1) ? name : `${name}:latest`).toLowerCase()
+  return canonicalModel(name).toLowerCase()
 }
 
 /**

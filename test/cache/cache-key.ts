@@ -1,9 +1,10 @@
 /** Cache keys: pure functions, no network. */
 import t from 'tap'
-import { canonicalJson, itemKey, KeySpace, normalizeModel, requestBasis, requestKey } from '../../src/cache/cache-key.js'
+import { canonicalJson, itemKey, KeySpace, requestBasis, requestKey } from '../../src/cache/cache-key.js'
+import { canonicalModel } from '../../src/balancer/model-name.js'
 
 const key = (body: Record<string, unknown>, digest?: string): string =>
-  requestKey(requestBasis('generate', normalizeModel(String(body.model)), digest, body))
+  requestKey(requestBasis('generate', canonicalModel(String(body.model)), digest, body))
 
 t.test('canonical JSON sorts keys at every depth and drops undefined', async (t) => {
   t.equal(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: null }, u: undefined }), '{"a":{"c":null,"d":[1,{"y":2,"z":1}]},"b":1}')
@@ -11,10 +12,10 @@ t.test('canonical JSON sorts keys at every depth and drops undefined', async (t)
 })
 
 t.test('model names resolve to a tag as Ollama does', async (t) => {
-  t.equal(normalizeModel('llama3.2'), 'llama3.2:latest')
-  t.equal(normalizeModel('llama3.2:1b'), 'llama3.2:1b')
-  t.equal(normalizeModel('hf.co/org/model'), 'hf.co/org/model:latest')
-  t.equal(normalizeModel('registry:5000/ns/model'), 'registry:5000/ns/model:latest')
+  t.equal(canonicalModel('llama3.2'), 'llama3.2:latest')
+  t.equal(canonicalModel('llama3.2:1b'), 'llama3.2:1b')
+  t.equal(canonicalModel('hf.co/org/model'), 'hf.co/org/model:latest')
+  t.equal(canonicalModel('registry:5000/ns/model'), 'registry:5000/ns/model:latest')
 })
 
 t.test('every field that changes the output changes the key; stream and keep_alive do not', async (t) => {

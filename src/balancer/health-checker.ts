@@ -52,13 +52,13 @@ export class HealthChecker {
   }
 }
 
-/** undefined when the instance answered `/api/version` with 200, else why not. */
-async function probe(instance: Instance, timeoutMs: number): Promise<string | undefined> {
+/** undefined when the instance answered `/api/version` with 200 within `timeoutMs`, else why not. */
+export async function probe(instance: Instance, timeoutMs: number, userAgent = 'corral (health check)'): Promise<string | undefined> {
   try {
     const res = await instance.pool.request({
       method: 'GET',
       path: '/api/version',
-      headers: { 'user-agent': 'corral (health check)' },
+      headers: { 'user-agent': userAgent },
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       signal: AbortSignal.timeout(timeoutMs),

@@ -1,3 +1,4 @@
+import { probe } from './health-checker.js'
 import type { Instance } from './instance.js'
 
 /** How long one readiness answer is reused, so a busy probe endpoint costs the instances little. */
@@ -28,7 +29,7 @@ export class Readiness {
 
   async check(): Promise<InstanceProbe[]> {
     if (this.#last && this.#now() - this.#last.at < READY_CACHE_MS) return this.#last.probes
-    this.#running ??= Promise.all(this.#instances.map(probe)).then((probes) => {
+    this.#running ??= Promise.all(this.#instances.map(check)).then((probes) => {
       this.#last = { at: this.#now(), probes }
       this.#running = undefined
       return probes
@@ -37,22 +38,7 @@ export class Readiness {
   }
 }
 
-async function probe(instance: Instance): Promise<InstanceProbe> {
-  try {
-    const res = await instance.pool.request({
-      method: 'GET',
-      path: '/api/version',
-      headers: { 'user-agent': 'corral (readiness)' },
-      headersTimeout: PROBE_TIMEOUT_MS,
-      bodyTimeout: PROBE_TIMEOUT_MS,
-      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
-    })
-    await res.body.dump()
-    return res.statusCode === 200
-      ? { name: instance.name, reachable: true }
-      : { name: instance.name, reachable: false, error: `status ${res.statusCode}` }
-  } catch (err) {
-    const code = (err as { code?: string }).code
-    return { name: instance.name, reachable: false, error: code ?? (err as Error).message }
-  }
+async function check(instance: Instance): Promise<InstanceProbe> {
+  const error = await probe(instance, PROBE_TIMEOUT_MS, 'corral (readiness)')
+  return error === undefined ? { name: instance.name, reachable: true } : { name: instance.name, reachable: false, error }
 }

@@ -40,17 +40,8 @@ command -v wrk >/dev/null || need_pkgs+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx-light)
 command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 command -v taskset >/dev/null || need_pkgs+=(util-linux)
-if [ "${#need_pkgs[@]}" -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || die "missing ${need_pkgs[*]}: install them (apt-get install ${need_pkgs[*]}) or run as root"
-  log "installing ${need_pkgs[*]} with apt-get"
-  apt-get update -qq >/dev/null
-  own_policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
-fi
+. "$ROOT/bench/lib.sh"
+install_packages ${need_pkgs[@]+"${need_pkgs[@]}"}
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 [ -f "$ROOT/dist/cli.js" ] || (cd "$ROOT" && npm run build --silent) || die "build failed"
 

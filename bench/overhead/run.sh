@@ -50,18 +50,8 @@ need_pkgs=()
 command -v wrk >/dev/null || need_pkgs+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx-light)
 command -v taskset >/dev/null || need_pkgs+=(util-linux)
-if [ "${#need_pkgs[@]}" -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || die "missing ${need_pkgs[*]}: install them (apt-get install ${need_pkgs[*]}) or run as root"
-  log "installing ${need_pkgs[*]} with apt-get"
-  apt-get update -qq >/dev/null
-  # A policy-rc.d that exits 101 keeps the package from starting a system nginx on port 80.
-  own_policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
-fi
+. "$ROOT/bench/lib.sh"
+install_packages ${need_pkgs[@]+"${need_pkgs[@]}"}
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 ncpu="$(nproc)"
 if [ "$PROXY_CPU" -ge "$ncpu" ] || [ "$LOAD_CPU" -ge "$ncpu" ]; then die "PROXY_CPU/LOAD_CPU must be < nproc ($ncpu)"; fi

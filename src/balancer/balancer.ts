@@ -276,12 +276,21 @@ export class Balancer {
   #place(request: BalancedRequest, now: number, queueAhead: number): Instance | 'wait' {
     if (request.fallback) return this.#fallback.pick(this.instances, this.#eligible)!
     const { policy } = this
+    // Waiting for a faster instance pays only while the queue is shorter than the slots it waits
+    // for; beyond that (overload) every free slot must work, or the backlog grows faster.
     const placed =
-      policy.place !== undefined && request.work !== undefined
+      policy.place !== undefined && request.work !== undefined && this.#queue.length < this.#fullSlots()
         ? policy.place(this.instances, this.#eligible, request, now, queueAhead)!
         : policy.pick(this.instances, this.#eligible, request, now)!
     if (placed === 'wait' || request.affinityKey === undefined) return placed
     return this.#sticky(request, placed, now)
+  }
+
+  /** Slots of the instances marked FULL by the last `#mark`. */
+  #fullSlots(): number {
+    let slots = 0
+    for (let i = 0; i < this.instances.length; i++) if (this.#eligible[i] === FULL) slots += this.instances[i]!.maxConcurrency
+    return slots
   }
 
   /** Takes a slot on `instance` for `request`. */

@@ -169,3 +169,26 @@ t.test('prefix affinity hashes the start of messages', async (t) => {
   t.equal(a, longer, 'the same conversation, one turn later, has the same key')
   t.not(a, b.affinityKeyOf({}, { messages: [{ role: 'system', content: 'Another system prompt entirely, different.' }] }))
 })
+
+t.test('load-score waits for a fast full instance rather than take a slow free one, until the queue is long', async (t) => {
+  const b = balancer(t, {}, 2)
+  const [fast, slow] = b.instances as [Instance, Instance]
+  const teach = async (instance: Instance, report: AttemptReport): Promise<void> => {
+    const r = request()
+    const got = (await b.acquire(r, new Set(b.instances.filter((x) => x !== instance))))!
+    b.release(got, r, report)
+  }
+  await teach(fast, { ...SUCCESS, totalMs: 240, evalMs: 200, evalCount: 40 })
+  await teach(slow, { ...SUCCESS, totalMs: 1240, evalMs: 1200, evalCount: 40 })
+  const first = request()
+  t.equal(await b.acquire(first, undefined), fast)
+  const second = request()
+  const waiting = b.acquire(second, undefined)
+  t.type(waiting, Promise, 'the fast instance is full: waiting for it beats the slow one')
+  t.equal(b.queueDepth, 1)
+  t.equal(slow.inFlight, 0)
+  const third = request()
+  t.equal(await b.acquire(third, undefined), slow, 'with a queue as long as the slots it waits for, every free slot works')
+  b.release(fast, first, SUCCESS)
+  t.equal(await waiting, fast, 'the waiter gets the fast instance when it frees')
+})

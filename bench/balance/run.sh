@@ -61,18 +61,8 @@ die() { log "error: $*"; exit 1; }
 need_pkgs=()
 case " $TARGETS " in *" nginx "*) command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx-light) ;; esac
 case " $TARGETS " in *" haproxy "*) command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_pkgs+=(haproxy) ;; esac
-if [ "${#need_pkgs[@]}" -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || die "missing ${need_pkgs[*]}: install them (apt-get install ${need_pkgs[*]}) or run as root"
-  log "installing ${need_pkgs[*]} with apt-get"
-  apt-get update -qq >/dev/null
-  # A policy-rc.d that exits 101 keeps the packages from starting system services on port 80.
-  own_policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
-fi
+. "$ROOT/bench/lib.sh"
+install_packages ${need_pkgs[@]+"${need_pkgs[@]}"}
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
 

@@ -189,8 +189,11 @@ for target in $TARGETS; do
       prof_flags=""
       [ -z "$PROFILE" ] || prof_flags="--cpu-prof --cpu-prof-dir=$OUT"
       # shellcheck disable=SC2086
+      # No concurrency cap, like nginx: this measures relaying, not corral's queue (the stand-in
+      # answers at once, it has no parallel slots to protect).
+      printf 'listen: 127.0.0.1:%s\ninstances:\n  - url: %s\n    max_concurrency: 1024\n' "$CORRAL_PORT" "$UP_URL" >"$OUT/corral.yaml"
       (cd "$ROOT" && exec nice -n "$NICE" taskset -c "$PROXY_CPU" node $prof_flags bin/corral.js serve \
-        --listen "127.0.0.1:$CORRAL_PORT" --instances "$UP_URL" --log-level warn $CORRAL_ARGS) >"$OUT/corral.log" 2>&1 &
+        --config "$OUT/corral.yaml" --log-level warn $CORRAL_ARGS) >"$OUT/corral.log" 2>&1 &
       CORRAL_PID=$!
       PIDS+=("$CORRAL_PID")
       if ! wait_ready "http://127.0.0.1:$CORRAL_PORT" 20; then

@@ -242,6 +242,25 @@ export const configSchema = z
       })
       .prefault({})
       .meta({ description: 'Logging.' }),
+    metrics: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(true)
+          .meta({ description: 'Serve Prometheus metrics at GET /metrics. Default true.' }),
+        listen: z
+          .string()
+          .refine((v) => parseHostPort(v) !== undefined, {
+            error: (iss) => `must be host:port (or [ipv6]:port), got ${show(iss.input)}`,
+          })
+          .nullish()
+          .meta({
+            description:
+              'Also serve GET /metrics on this separate address, host:port (e.g. one only Prometheus can reach). Default: none (empty), /metrics is on the main listen address only.',
+          }),
+      })
+      .prefault({})
+      .meta({ description: 'Prometheus metrics.' }),
     balancer: z
       .strictObject({
         policy: z

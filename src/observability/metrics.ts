@@ -30,6 +30,8 @@ export const TOKENS_PER_SECOND_BUCKETS = [1, 2, 5, 10, 15, 20, 30, 40, 50, 75, 1
 
 /** Ollama's done_reason values; anything else counts as `other`. */
 const DONE_REASONS: ReadonlySet<string> = new Set(['stop', 'length', 'load', 'unload'])
+/** prom-client defaults that are gauges despite their `_total` suffix. */
+const TOTAL_NAMED_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
 /** Indexed by `statusCode / 100`. */
 const STATUS_CLASSES = ['other', '1xx', '2xx', '3xx', '4xx', '5xx']
 
@@ -57,7 +59,12 @@ export class Metrics {
     const { balancer, cache } = sources
     this.#instances = balancer.instances
     const registers = [registry]
-    if (sources.defaults !== false) collectDefaultMetrics({ register: registry })
+    if (sources.defaults !== false) {
+      collectDefaultMetrics({ register: registry })
+      // Gauges named `_total` break Prometheus' naming rules (promtool flags them); each is only
+      // the sum of its by-type sibling (`nodejs_active_handles{type}` ...), which stays.
+      for (const name of TOTAL_NAMED_GAUGES) registry.removeSingleMetric(name)
+    }
 
     const requests = new Counter({
       name: 'corral_requests_total',

@@ -4,7 +4,8 @@
  *
  * Two kinds of sources:
  * - the request path (`recordRequest`, `recordAttempt`) and balancer events (attempt failures,
- *   ejections) update counters and histograms through label children found by Map lookups, so
+ *   ejections) update cell-backed counters and histograms (cell-metrics.ts) whose children are
+ *   found by Map lookups on the label values (label-children.ts): once a combination was seen,
  *   recording costs a few lookups and additions, no allocation and no timer;
  * - gauges and the cache counters are read at scrape time (`collect`) from the balancer, the
  *   instances and the cache, which already keep them.
@@ -12,13 +13,14 @@
  * Every label value comes from a bounded set: instance names (config), route names (constants),
  * model names discovery has seen (else `other`), status classes, cache outcomes and layers.
  */
-import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client'
+import { Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-client'
 import type { AttemptReport, Balancer } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
 import type { OllamaCache } from '../cache/ollama-cache.js'
 import { CACHE_LAYERS } from '../config/schema.js'
 import type { InstanceErrorKind } from '../proxy/errors.js'
 import type { Exchange } from '../proxy/exchange.js'
+import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './cell-metrics.js'
 import { LabelChildren } from './label-children.js'
 
 /** Request latencies span a cached answer (about 1 ms) to a long generation (10 min). */
@@ -46,13 +48,13 @@ export interface MetricsSources {
 export class Metrics {
   readonly registry: Registry
   readonly #instances: readonly Instance[]
-  readonly #requests: LabelChildren<Counter.Internal>
-  readonly #duration: LabelChildren<Histogram.Internal<string>>
-  readonly #ttfb: LabelChildren<Histogram.Internal<string>>
-  readonly #tokens: LabelChildren<Counter.Internal>
-  readonly #tokensPerSecond: LabelChildren<Histogram.Internal<string>>
-  readonly #doneReasons: LabelChildren<Counter.Internal>
-  readonly #errors: LabelChildren<Counter.Internal>
+  readonly #requests: LabelChildren<CounterCell>
+  readonly #duration: LabelChildren<HistogramCell>
+  readonly #ttfb: LabelChildren<HistogramCell>
+  readonly #tokens: LabelChildren<CounterCell>
+  readonly #tokensPerSecond: LabelChildren<HistogramCell>
+  readonly #doneReasons: LabelChildren<CounterCell>
+  readonly #errors: LabelChildren<CounterCell>
 
   constructor(registry: Registry, sources: MetricsSources) {
     this.registry = registry
@@ -66,68 +68,68 @@ export class Metrics {
       for (const name of TOTAL_NAMED_GAUGES) registry.removeSingleMetric(name)
     }
 
-    const requests = new Counter({
+    const requests = new CellCounter({
       name: 'corral_requests_total',
       help: 'Client requests answered, by route, model (discovered names only, else other), instance (none: not forwarded), status class and cache outcome.',
       labelNames: ['route', 'model', 'instance', 'status_class', 'cache'],
-      registers,
+      registry,
     })
-    this.#requests = new LabelChildren(5, (v) => requests.labels(...v))
-    const duration = new Histogram({
+    this.#requests = new LabelChildren(5, (v) => requests.cell(v))
+    const duration = new CellHistogram({
       name: 'corral_request_duration_seconds',
       help: 'Time from the request arriving to the response ending.',
       labelNames: ['route', 'cache'],
       buckets: LATENCY_BUCKETS_SECONDS,
-      registers,
+      registry,
     })
-    this.#duration = new LabelChildren(2, (v) => duration.labels(...v))
-    const ttfb = new Histogram({
+    this.#duration = new LabelChildren(2, (v) => duration.cell(v))
+    const ttfb = new CellHistogram({
       name: 'corral_time_to_first_byte_seconds',
       help: 'Time from the request arriving to the response headers going to the client.',
       labelNames: ['route', 'cache'],
       buckets: LATENCY_BUCKETS_SECONDS,
-      registers,
+      registry,
     })
-    this.#ttfb = new LabelChildren(2, (v) => ttfb.labels(...v))
+    this.#ttfb = new LabelChildren(2, (v) => ttfb.cell(v))
 
-    const tokens = new Counter({
+    const tokens = new CellCounter({
       name: 'corral_tokens_total',
       help: 'Tokens instances processed, from Ollama\'s final-chunk counts: prompt (prompt_eval_count) and completion (eval_count).',
       labelNames: ['model', 'kind'],
-      registers,
+      registry,
     })
-    this.#tokens = new LabelChildren(2, (v) => tokens.labels(...v))
-    const tokensPerSecond = new Histogram({
+    this.#tokens = new LabelChildren(2, (v) => tokens.cell(v))
+    const tokensPerSecond = new CellHistogram({
       name: 'corral_tokens_per_second',
       help: 'Generation speed of each answer: eval_count / eval_duration.',
       labelNames: ['model', 'instance'],
       buckets: TOKENS_PER_SECOND_BUCKETS,
-      registers,
+      registry,
     })
-    this.#tokensPerSecond = new LabelChildren(2, (v) => tokensPerSecond.labels(...v))
-    const doneReasons = new Counter({
+    this.#tokensPerSecond = new LabelChildren(2, (v) => tokensPerSecond.cell(v))
+    const doneReasons = new CellCounter({
       name: 'corral_done_reason_total',
       help: 'Generations that ended, by Ollama\'s done_reason (stop, length, load, unload, other).',
       labelNames: ['model', 'reason'],
-      registers,
+      registry,
     })
-    this.#doneReasons = new LabelChildren(2, (v) => doneReasons.labels(...v))
+    this.#doneReasons = new LabelChildren(2, (v) => doneReasons.cell(v))
 
-    const errors = new Counter({
+    const errors = new CellCounter({
       name: 'corral_instance_errors_total',
       help: 'Attempts that counted as a failure against an instance, by kind (refused, reset, timeouts, busy, status_5xx, status_429, cut, ...).',
       labelNames: ['instance', 'kind'],
-      registers,
+      registry,
     })
-    this.#errors = new LabelChildren(2, (v) => errors.labels(...v))
+    this.#errors = new LabelChildren(2, (v) => errors.cell(v))
     balancer.onAttemptFailure((instance, kind) => this.#instanceError(instance, kind))
-    const ejections = new Counter({
+    const ejections = new CellCounter({
       name: 'corral_instance_ejections_total',
       help: 'Times an instance was ejected by passive health (failures in a row).',
       labelNames: ['instance'],
-      registers,
+      registry,
     })
-    const ejectionChildren = this.#instances.map((i) => ejections.labels(i.name))
+    const ejectionChildren = this.#instances.map((i) => ejections.cell([i.name]))
     balancer.onHealthChange((instance, _from, to) => {
       if (to === 'ejected') ejectionChildren[instance.index]?.inc()
     })

@@ -185,7 +185,9 @@ export class Metrics {
   recordRequest(ex: Exchange, endedAt: number): void {
     const route = ex.route.name
     const cache = ex.cache ?? 'none'
-    const status = STATUS_CLASSES[Math.floor(ex.res.statusCode / 100)] ?? 'other'
+    // A client that left before any answer has none: it counts as 4xx, like nginx's 499.
+    const code = ex.clientGone && !ex.res.headersSent ? 499 : ex.res.statusCode
+    const status = STATUS_CLASSES[Math.floor(code / 100)] ?? 'other'
     const instance = ex.instance?.name ?? 'none'
     this.#requests.get(route, this.#modelLabel(ex.modelKey), instance, status, cache).inc()
     this.#duration.get(route, cache).observe((endedAt - ex.startedAt) / 1000)

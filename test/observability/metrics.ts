@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process'
 import t from 'tap'
 import { startFakeOllama } from '../fixtures/fake-ollama.js'
 import { ndjson, send } from '../fixtures/http.js'
+import { startRedisServer } from '../fixtures/redis-server.js'
 import { startCorral, type LogLine } from '../fixtures/start-corral.js'
 
 /** One sample: metric name with its labels, e.g. `corral_requests_total{route="embed",...}`. */
@@ -210,6 +211,8 @@ t.test('metrics.listen serves /metrics on a separate address', async (t) => {
   t.equal((await send(url, 'POST', '/api/embed', { model: 'nomic-embed-text', input: 'x' })).status, 200)
   const separate = await scrape(metricsUrl!)
   t.equal(sum(separate.samples, 'corral_requests_total', { route: 'embed' }), 1)
+  t.ok(Number.isFinite(value(separate.samples, 'corral_instance_score', { instance: 'i0' })), 'a score under load-score (the default)')
+  t.ok(separate.samples.has('corral_instance_score{instance="i0"}'))
   t.equal((await send(metricsUrl!, 'GET', '/api/tags')).status, 404, 'nothing but /metrics there')
   t.equal((await scrape(url)).samples.size > 0, true, 'the main address serves it too')
   const check = await promtoolCheck(separate.text)
@@ -241,4 +244,14 @@ t.test('instance errors by kind: a stream cut mid-answer, a 429, a 503 held back
   t.equal(value(samples, 'corral_instance_errors_total', { instance: 'i0', kind: 'busy' }), 1)
   t.equal(sum(samples, 'corral_instance_errors_total'), 3)
   t.equal(value(samples, 'corral_requests_total', { route: 'generate', model: 'llama3.2:latest', instance: 'i0', status_class: '4xx', cache: 'bypass' }), 1)
+})
+
+t.test('corral_redis_up follows the Redis store', async (t) => {
+  const redis = await startRedisServer(t)
+  const fake = await startFakeOllama()
+  t.teardown(() => fake.close())
+  const { url, corral } = await startCorral(t, [fake.url], { redis: { url: redis.url, key_prefix: 'metrics-test:' } })
+  // The store connects in the background; there is no event to wait on from here.
+  while (corral.cache!.report().redis?.state !== 'up') await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(value((await scrape(url)).samples, 'corral_redis_up'), 1)
 })

@@ -386,6 +386,14 @@ export const configSchema = z
     const names = new Map<string, number>()
     const urls = new Map<string, number>()
     const listen = parseHostPort(cfg.listen)
+    const metricsListen = cfg.metrics.listen == null ? undefined : parseHostPort(cfg.metrics.listen)
+    if (listen && metricsListen && metricsListen.port !== 0 && metricsListen.port === listen.port && metricsListen.host === listen.host) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['metrics', 'listen'],
+        message: `must differ from listen (${show(cfg.listen)}); /metrics is served there anyway, got ${show(cfg.metrics.listen)}`,
+      })
+    }
     cfg.instances.forEach((instance, i) => {
       if (!isOrigin(instance.url)) return
       const url = new URL(instance.url)

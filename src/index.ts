@@ -4,6 +4,7 @@
  * way.
  */
 import type { Server } from 'node:http'
+import { Registry } from 'prom-client'
 import type { AddressInfo } from 'node:net'
 import { Balancer } from './balancer/balancer.js'
 import { HealthChecker } from './balancer/health-checker.js'
@@ -16,6 +17,8 @@ import type { RequestCache } from './cache/request-cache.js'
 import type { Config } from './config/config.js'
 import { loadBalancerStats } from './observability/load-balancer-stats.js'
 import { createLogger, flushLogger, type Logger } from './observability/logger.js'
+import { Metrics } from './observability/metrics.js'
+import { createMetricsServer } from './observability/metrics-server.js'
 import { RequestWindow } from './observability/request-window.js'
 import { ClusterViews } from './proxy/cluster-views.js'
 import { Proxy } from './proxy/proxy.js'
@@ -32,6 +35,8 @@ export interface CorralDeps {
   cacheStore?: CacheStore
   /** Replaces `balancer.digestOf` in cache keys (tests). */
   digestOf?: (model: string) => string | undefined
+  /** The registry metrics are created on (default: a new one per corral; never the global one). */
+  registry?: Registry
 }
 
 export interface Corral {
@@ -42,6 +47,10 @@ export interface Corral {
   readonly logger: Logger
   /** The cache built from the configuration; undefined when `deps.cache` replaced it. */
   readonly cache: OllamaCache | undefined
+  /** Prometheus metrics; undefined when `metrics.enabled` is false. */
+  readonly metrics: Metrics | undefined
+  /** Base URL of the separate metrics listener once listening; undefined when none is configured. */
+  metricsUrl(): string | undefined
   /** Starts listening; resolves with the base URL (the port is real when 0 was configured). */
   listen(): Promise<string>
   /**
@@ -82,7 +91,12 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
           ...(deps.cacheStore !== undefined ? { store: deps.cacheStore } : {}),
         })
       : undefined
-  const proxy = new Proxy({ balancer, cache: deps.cache ?? built!.cache, logger, config: config.proxy, window, views })
+  const metrics = config.metrics.enabled
+    ? new Metrics(deps.registry ?? new Registry(), { balancer, cache: built?.cache })
+    : undefined
+  const metricsServer = metrics !== undefined && config.metrics.listen !== undefined ? createMetricsServer(metrics) : undefined
+  let metricsUrl: string | undefined
+  const proxy = new Proxy({ balancer, cache: deps.cache ?? built!.cache, logger, config: config.proxy, window, views, metrics })
   const readiness = new Readiness(balancer.instances)
   let draining = false
   const server = createHttpServer(config.server, {
@@ -91,12 +105,15 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     cacheRoutes: built?.routes,
     draining: () => draining,
     loadBalancerStats: () => loadBalancerStats(balancer, window),
+    metrics,
   })
   let closing: Promise<void> | undefined
 
   async function drain(timeoutMs: number): Promise<void> {
     draining = true
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
+    const metricsStopped = metricsServer?.listening === true ? new Promise<void>((resolve) => metricsServer.close(() => resolve())) : undefined
+    metricsServer?.closeAllConnections()
     server.closeIdleConnections()
     let timer: NodeJS.Timeout | undefined
     const timedOut = await Promise.race([
@@ -107,6 +124,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     if (timedOut) logger.warn({ in_flight: proxy.active, timeout_ms: timeoutMs }, 'drain timeout: closing remaining connections')
     server.closeAllConnections()
     await stopped
+    await metricsStopped
     await Promise.all([health.close(), discovery.close()])
     await (timedOut ? balancer.destroy() : balancer.close())
     await built?.cache.close()
@@ -121,7 +139,16 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     proxy,
     logger,
     cache: built?.cache,
-    listen() {
+    metrics,
+    metricsUrl() {
+      return metricsUrl
+    },
+    async listen() {
+      if (metricsServer !== undefined && config.metrics.listen !== undefined) {
+        metricsUrl = await listenOn(metricsServer, config.metrics.listen)
+        metricsServer.on('error', (err) => logger.error({ err }, 'metrics server error'))
+        logger.info({ url: metricsUrl }, 'metrics listening')
+      }
       return new Promise((resolve, reject) => {
         const onError = (err: Error): void => reject(err)
         server.once('error', onError)
@@ -147,4 +174,19 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
       return closing
     },
   }
+}
+
+/** Starts `server` on `address`; resolves with its base URL (the real port when 0 was asked for). */
+function listenOn(server: Server, address: { host: string; port: number }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(address.port, address.host, () => {
+      server.off('error', reject)
+      resolve(urlOf(server.address() as AddressInfo))
+    })
+  })
+}
+
+function urlOf({ address, port }: AddressInfo): string {
+  return `http://${address.includes(':') ? `[${address}]` : address}:${port}`
 }

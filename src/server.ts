@@ -1,6 +1,6 @@
 /**
- * The HTTP server clients talk to: corral's own routes (`/healthz`, `/readyz`, Ollama's `/`
- * heartbeat) are answered here, everything else goes to the proxy. Timeouts are set so that they
+ * The HTTP server clients talk to: corral's own routes (`/healthz`, `/readyz`, `/metrics`, Ollama's
+ * `/` heartbeat) are answered here, everything else goes to the proxy. Timeouts are set so that they
  * actually fire: Node checks header and request timeouts only every `connectionsCheckingInterval`
  * (30 s by default), which would let a slowloris client hold a socket for half a minute.
  */
@@ -10,6 +10,8 @@ import type { Config } from './config/config.js'
 import type { Readiness } from './balancer/readiness.js'
 import type { CacheRoutes } from './cache/cache-routes.js'
 import type { Proxy } from './proxy/proxy.js'
+import type { Metrics } from './observability/metrics.js'
+import { answerMetrics } from './observability/metrics-server.js'
 import { pathnameOf } from './proxy/routes.js'
 
 export interface ServerParts {
@@ -21,6 +23,8 @@ export interface ServerParts {
   draining: () => boolean
   /** The body of `GET /api/load-balancer-stats`. */
   loadBalancerStats: () => unknown
+  /** Served at `GET /metrics`; undefined when metrics are off. */
+  metrics: Metrics | undefined
 }
 
 const OLLAMA_IS_RUNNING = 'Ollama is running'
@@ -45,6 +49,7 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
       if (isRead && path === '/api/load-balancer-stats') {
         return answer(res, req, 200, 'application/json; charset=utf-8', JSON.stringify(parts.loadBalancerStats()))
       }
+      if (isRead && path === '/metrics' && parts.metrics !== undefined) return void answerMetrics(req, res, parts.metrics)
       if (parts.cacheRoutes?.owns(path)) return void parts.cacheRoutes.handle(req, res, path)
       void parts.proxy.handle(req, res, path)
     },

@@ -9,7 +9,7 @@
  */
 import type { Logger } from 'pino'
 import type { Config } from '../config/config.js'
-import { queueFull, queueTimeout } from '../proxy/errors.js'
+import { queueFull, queueTimeout, type InstanceErrorKind } from '../proxy/errors.js'
 import { AdmissionQueue, type Waiter } from './admission-queue.js'
 import type { HealthStateName } from './health-state.js'
 import { Instance, type WorkKind } from './instance.js'
@@ -36,6 +36,8 @@ export interface AttemptReport {
   readonly outcome: 'success' | 'failure' | 'neutral'
   /** Why it failed (outcome failure). */
   readonly failureReason: string | undefined
+  /** Its kind (outcome failure). */
+  readonly failureKind: InstanceErrorKind | undefined
   /** The instance answered 200: timings are meaningful. */
   readonly ok: boolean
   /** The answer was streamed (its headers came before the work was done). */
@@ -50,6 +52,9 @@ export interface AttemptReport {
 }
 
 export type HealthChangeListener = (instance: Instance, from: HealthStateName, to: HealthStateName) => void
+
+/** Called once for every attempt that counted as a failure against `instance`. */
+export type AttemptFailureListener = (instance: Instance, kind: InstanceErrorKind) => void
 
 export interface BalancerDeps {
   logger: Logger
@@ -83,6 +88,7 @@ export class Balancer {
   readonly #affinity = new Map<string, number>()
   #expectedTokens = DEFAULT_EXPECTED_TOKENS
   #healthListeners: HealthChangeListener[] = []
+  #failureListeners: AttemptFailureListener[] = []
 
   constructor(config: Config, deps: BalancerDeps) {
     this.#config = config.balancer
@@ -145,6 +151,8 @@ export class Balancer {
       this.errors++
       instance.penalty.add(this.#config.failurePenaltyMs, now)
       instance.health.onFailure(now, report.failureReason ?? 'failed')
+      const kind = report.failureKind ?? 'other'
+      for (const listener of this.#failureListeners) listener(instance, kind)
     } else {
       instance.health.onNeutral()
     }
@@ -191,6 +199,11 @@ export class Balancer {
   /** Called on every health state change of an instance (after it is logged). */
   onHealthChange(listener: HealthChangeListener): void {
     this.#healthListeners.push(listener)
+  }
+
+  /** Called on every attempt released as a failure (metrics count them by kind). */
+  onAttemptFailure(listener: AttemptFailureListener): void {
+    this.#failureListeners.push(listener)
   }
 
   /** Predicted finish time of a generation on `instance` (load-score policy only), for stats. */

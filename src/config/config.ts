@@ -111,6 +111,12 @@ export interface Config {
   readonly redis: RedisConfig | undefined
   readonly cache: CacheConfig
   readonly logLevel: (typeof LOG_LEVELS)[number]
+  readonly metrics: {
+    /** Serve `GET /metrics` (`enabled`). Default true. */
+    readonly enabled: boolean
+    /** A second address that serves `GET /metrics` too (`listen`); undefined: none. Default none. */
+    readonly listen: { readonly host: string; readonly port: number } | undefined
+  }
   readonly balancer: BalancerConfig
   readonly health: HealthConfig
   readonly proxy: {
@@ -173,6 +179,10 @@ export function compileConfig(file: ConfigFile): Config {
       },
     },
     logLevel: file.log.level,
+    metrics: {
+      enabled: file.metrics.enabled,
+      listen: file.metrics.listen == null ? undefined : parseHostPort(file.metrics.listen)!,
+    },
     balancer: {
       policy: file.balancer.policy,
       maxQueue: file.balancer.max_queue,

@@ -242,6 +242,25 @@ export const configSchema = z
       })
       .prefault({})
       .meta({ description: 'Logging.' }),
+    metrics: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(true)
+          .meta({ description: 'Serve Prometheus metrics at GET /metrics. Default true.' }),
+        listen: z
+          .string()
+          .refine((v) => parseHostPort(v) !== undefined, {
+            error: (iss) => `must be host:port (or [ipv6]:port), got ${show(iss.input)}`,
+          })
+          .nullish()
+          .meta({
+            description:
+              'Also serve GET /metrics on this separate address, host:port (e.g. one only Prometheus can reach). Default: none (empty), /metrics is on the main listen address only.',
+          }),
+      })
+      .prefault({})
+      .meta({ description: 'Prometheus metrics.' }),
     balancer: z
       .strictObject({
         policy: z
@@ -367,6 +386,14 @@ export const configSchema = z
     const names = new Map<string, number>()
     const urls = new Map<string, number>()
     const listen = parseHostPort(cfg.listen)
+    const metricsListen = cfg.metrics.listen == null ? undefined : parseHostPort(cfg.metrics.listen)
+    if (listen && metricsListen && metricsListen.port !== 0 && metricsListen.port === listen.port && metricsListen.host === listen.host) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['metrics', 'listen'],
+        message: `must differ from listen (${show(cfg.listen)}); /metrics is served there anyway, got ${show(cfg.metrics.listen)}`,
+      })
+    }
     cfg.instances.forEach((instance, i) => {
       if (!isOrigin(instance.url)) return
       const url = new URL(instance.url)

@@ -47,6 +47,12 @@ export type FailureKind =
   | 'closed'
   | 'other'
 
+/**
+ * Why an attempt counted as a failure against its instance: a failure before any byte, a 5xx or
+ * 429 answer, or an answer cut mid-body. A bounded set (it is a metric label).
+ */
+export type InstanceErrorKind = FailureKind | 'status_5xx' | 'status_429' | 'cut'
+
 export interface UpstreamFailure {
   readonly kind: FailureKind
   readonly message: string

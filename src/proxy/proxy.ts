@@ -20,6 +20,7 @@ import { BodyAborted, parseFields, readBody } from './request-body.js'
 import { routeFor } from './routes.js'
 import { canonicalModel } from '../balancer/model-name.js'
 import type { RequestWindow } from '../observability/request-window.js'
+import type { Metrics } from '../observability/metrics.js'
 
 export interface ProxyDeps {
   balancer: Balancer
@@ -30,6 +31,8 @@ export interface ProxyDeps {
   window: RequestWindow
   /** Answers the routes that cover every instance (merged model lists, model management). */
   views?: ClusterViews
+  /** Prometheus metrics; undefined: not recorded. */
+  metrics?: Metrics | undefined
 }
 
 export class Proxy {
@@ -39,6 +42,7 @@ export class Proxy {
   readonly #config: Config['proxy']
   readonly #window: RequestWindow
   readonly #views: ClusterViews | undefined
+  readonly #metrics: Metrics | undefined
   readonly #forward = (ex: Exchange): Promise<void> => this.#forwardWithFailover(ex)
   #active = 0
   #idle: (() => void)[] = []
@@ -50,6 +54,7 @@ export class Proxy {
     this.#config = deps.config
     this.#window = deps.window
     this.#views = deps.views
+    this.#metrics = deps.metrics
   }
 
   /** Requests being handled right now. */
@@ -161,6 +166,7 @@ export class Proxy {
     } finally {
       ex.upstream = undefined
       this.#balancer.release(instance, ex, attempt)
+      this.#metrics?.recordAttempt(ex, instance, attempt)
     }
   }
 
@@ -196,8 +202,10 @@ export class Proxy {
   }
 
   #log(ex: Exchange): void {
-    const ms = performance.now() - ex.startedAt
+    const endedAt = performance.now()
+    const ms = endedAt - ex.startedAt
     this.#window.record(ms, ex.error !== undefined || ex.res.statusCode >= 500)
+    this.#metrics?.recordRequest(ex, endedAt)
     if (!this.#logger.isLevelEnabled('info')) return
     this.#logger.info(
       {

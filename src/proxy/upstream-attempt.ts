@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { AttemptReport } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
-import { busyFailure, errorBody, upstreamFailure, type UpstreamFailure } from './errors.js'
+import { busyFailure, errorBody, upstreamFailure, type InstanceErrorKind, type UpstreamFailure } from './errors.js'
 import type { Exchange } from './exchange.js'
 import { clientResponseHeaders } from './headers.js'
 
@@ -18,6 +18,8 @@ const NEWLINE = 0x0a
 const TAIL_BYTES = 384
 const EVAL_COUNT = /"eval_count":(\d+)/
 const EVAL_DURATION = /"eval_duration":(\d+)/
+const PROMPT_EVAL_COUNT = /"prompt_eval_count":(\d+)/
+const DONE_REASON = /"done_reason":"([a-z_]{1,32})"/
 
 type Phase = 'waiting' | 'relaying' | 'busy' | 'done'
 
@@ -53,12 +55,17 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
   #beforeTail: Buffer | undefined
   outcome: AttemptReport['outcome'] = 'neutral'
   failureReason: string | undefined
+  failureKind: InstanceErrorKind | undefined
   ok = false
   streamed = false
   ttfbMs = -1
   totalMs = 0
   evalCount = 0
   evalMs = 0
+  /** Ollama's prompt_eval_count from the final chunk; 0 when absent. */
+  promptEvalCount = 0
+  /** Ollama's done_reason from the final chunk (`stop`, `length`, ...), if present. */
+  doneReason: string | undefined
   readonly #onDrain = (): void => {
     this.#waitingForDrain = false
     this.#controller?.resume()
@@ -98,7 +105,10 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
     this.ttfbMs = performance.now() - this.#startedAt
     this.ok = statusCode === 200
     this.#keepTail = this.ok && ex.work === 'generation'
-    if (statusCode >= 500 || statusCode === 429) this.failureReason = `status ${statusCode}`
+    if (statusCode >= 500 || statusCode === 429) {
+      this.failureReason = `status ${statusCode}`
+      this.failureKind = statusCode === 429 ? 'status_429' : 'status_5xx'
+    }
     // An error line can only be appended to a chunked stream; a body of declared length is cut.
     if (headers['content-length'] === undefined) {
       this.streamed = true
@@ -140,7 +150,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
     if (ex.relay) ex.res.end()
     ex.tap?.end()
     if (this.#keepTail) this.#readCounts()
-    if (this.failureReason !== undefined) this.#countFailure(this.failureReason)
+    if (this.failureReason !== undefined) this.#countFailure(this.failureReason, this.failureKind ?? 'other')
     this.#finish(undefined)
   }
 
@@ -149,13 +159,14 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
     if (ex.clientGone || err instanceof ClientGone) {
       ex.clientGone = true
       this.failureReason = undefined
+      this.failureKind = undefined
       if (this.#phase === 'relaying') ex.tap?.abort('client went away')
       return this.#finish(undefined)
     }
     if (this.#phase === 'busy') return this.#finish(busyFailure(busyDetail(this.#busyBody)))
     const failure = upstreamFailure(err)
     if (this.#phase === 'waiting') return this.#finish(failure)
-    this.#countFailure(failure.message)
+    this.#countFailure(failure.message, 'cut')
     // Part of the answer is already with the client: say so in the stream, or cut it.
     const message = `upstream ${this.#instance.name} failed mid-response: ${failure.message}`
     ex.error = message
@@ -178,25 +189,30 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
     if (this.#phase === 'done') return
     this.#phase = 'done'
     this.totalMs = performance.now() - this.#startedAt
-    if (outcome !== undefined) this.#countFailure(outcome.message)
+    if (outcome !== undefined) this.#countFailure(outcome.message, outcome.kind)
     else if (this.outcome === 'neutral' && !this.#ex.clientGone) this.outcome = 'success'
     this.#resolve(outcome)
   }
 
   /** Records a failure against the instance: a failure before the first byte, a 5xx or 429 answer, or a cut stream. */
-  #countFailure(message: string): void {
+  #countFailure(message: string, kind: InstanceErrorKind): void {
     if (this.outcome === 'failure') return
     this.outcome = 'failure'
     this.failureReason = message
+    this.failureKind = kind
     this.#instance.failures++
     this.#instance.lastError = message
   }
 
-  /** Ollama's eval_count and eval_duration from the end of a generation's body. */
+  /** Ollama's eval_count, eval_duration, prompt_eval_count and done_reason from the end of a generation's body. */
   #readCounts(): void {
     const tail = this.#tail
     if (tail === undefined) return
     const end = (this.#beforeTail === undefined ? tail : Buffer.concat([this.#beforeTail, tail])).toString('latin1')
+    const reason = DONE_REASON.exec(end)
+    if (reason !== null) this.doneReason = reason[1]
+    const prompt = PROMPT_EVAL_COUNT.exec(end)
+    if (prompt !== null) this.promptEvalCount = Number(prompt[1])
     const count = EVAL_COUNT.exec(end)
     const duration = EVAL_DURATION.exec(end)
     if (count === null || duration === null) return

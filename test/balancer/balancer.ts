@@ -25,8 +25,8 @@ function request(modelKey: string | undefined = 'llama3.2:latest', work: Balance
   return { work, modelKey, maxTokens: undefined, affinityKey: undefined, fallback: false, upstream: undefined, slot: -1 }
 }
 
-const SUCCESS: AttemptReport = { outcome: 'success', failureReason: undefined, ok: true, streamed: true, ttfbMs: 40, totalMs: 400, evalCount: 36, evalMs: 360 }
-const FAILURE: AttemptReport = { ...SUCCESS, outcome: 'failure', failureReason: 'connection refused', ok: false }
+const SUCCESS: AttemptReport = { outcome: 'success', failureReason: undefined, failureKind: undefined, ok: true, streamed: true, ttfbMs: 40, totalMs: 400, evalCount: 36, evalMs: 360 }
+const FAILURE: AttemptReport = { ...SUCCESS, outcome: 'failure', failureReason: 'connection refused', failureKind: 'refused', ok: false }
 
 async function acquired(value: Instance | undefined | Promise<Instance | undefined>): Promise<string | undefined> {
   return (await value)?.name

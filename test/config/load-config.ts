@@ -175,6 +175,9 @@ t.test('one rule per field, each reported with its path, all at once', async (t)
     ['inference policy', { cache: { layers: { inference: { policy: 'sometimes' } } } }, 'cache.layers.inference.policy must be one of "deterministic", "always", "off", got "sometimes"'],
     ['cache memory size', { cache: { memory: { max_size: 'lots' } } }, 'cache.memory.max_size must be a size like "32MiB", "64KiB" or a number of bytes, got "lots"'],
     ['cache switch', { cache: { enabled: 'yes' } }, 'cache.enabled must be true or false, got string "yes"'],
+    ['metrics switch', { metrics: { enabled: 'yes' } }, 'metrics.enabled must be true or false, got string "yes"'],
+    ['metrics listen', { metrics: { listen: 'nowhere' } }, 'metrics.listen must be host:port (or [ipv6]:port), got "nowhere"'],
+    ['metrics listen apart', { listen: '127.0.0.1:9000', metrics: { listen: '127.0.0.1:9000' } }, 'metrics.listen must differ from listen ("127.0.0.1:9000"); /metrics is served there anyway, got "127.0.0.1:9000"'],
   ]
   for (const [name, raw, expected] of cases) t.same(problems(raw), [expected], name)
   t.equal(problems({ listen: 'x', instances: [{ url: 'y' }], log: { level: 'z' } }).length, 3, 'every problem at once')

@@ -1,0 +1,33 @@
+/**
+ * The optional second listener for `metrics.listen`: it answers `GET /metrics` (and `HEAD`) and
+ * nothing else, so Prometheus can scrape an address clients never reach.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { pathnameOf } from '../proxy/routes.js'
+import type { Metrics } from './metrics.js'
+
+export function createMetricsServer(metrics: Metrics): Server {
+  const server = createServer((req, res) => {
+    const isRead = req.method === 'GET' || req.method === 'HEAD'
+    if (isRead && pathnameOf(req.url ?? '/') === '/metrics') return void answerMetrics(req, res, metrics)
+    const body = JSON.stringify({ error: 'not found: this address serves GET /metrics only' })
+    res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+    res.end(body)
+  })
+  return server
+}
+
+/** Answers a scrape with the registry's exposition; a failing collect becomes a 500, never a crash. */
+export async function answerMetrics(req: IncomingMessage, res: ServerResponse, metrics: Metrics): Promise<void> {
+  let scraped: { contentType: string; body: string }
+  try {
+    scraped = await metrics.scrape()
+  } catch (err) {
+    const body = JSON.stringify({ error: `metrics collection failed: ${err instanceof Error ? err.message : String(err)}` })
+    res.writeHead(500, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+    res.end(body)
+    return
+  }
+  res.writeHead(200, { 'content-type': scraped.contentType, 'content-length': Buffer.byteLength(scraped.body) })
+  res.end(req.method === 'HEAD' ? undefined : scraped.body)
+}

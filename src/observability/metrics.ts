@@ -1,0 +1,295 @@
+/**
+ * corral's Prometheus metrics, every family created once on an injected Registry (never the
+ * global one, so several corrals share a process in tests).
+ *
+ * Two kinds of sources:
+ * - the request path (`recordRequest`, `recordAttempt`) and balancer events (attempt failures,
+ *   ejections) update cell-backed counters and histograms (cell-metrics.ts) whose children are
+ *   found by Map lookups on the label values (label-children.ts): once a combination was seen,
+ *   recording costs a few lookups and additions, no allocation and no timer;
+ * - gauges and the cache counters are read at scrape time (`collect`) from the balancer, the
+ *   instances and the cache, which already keep them.
+ *
+ * Every label value comes from a bounded set: instance names (config), route names (constants),
+ * model names discovery has seen (else `other`), status classes, cache outcomes and layers.
+ */
+import { Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-client'
+import type { AttemptReport, Balancer } from '../balancer/balancer.js'
+import type { Instance } from '../balancer/instance.js'
+import type { OllamaCache } from '../cache/ollama-cache.js'
+import { CACHE_LAYERS } from '../config/schema.js'
+import type { InstanceErrorKind } from '../proxy/errors.js'
+import type { Exchange } from '../proxy/exchange.js'
+import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './cell-metrics.js'
+import { LabelChildren } from './label-children.js'
+
+/** Request latencies span a cached answer (about 1 ms) to a long generation (10 min). */
+export const LATENCY_BUCKETS_SECONDS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600,
+]
+/** Generation speed, from a small CPU model to a fast GPU. */
+export const TOKENS_PER_SECOND_BUCKETS = [1, 2, 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000]
+
+/** Ollama's done_reason values; anything else counts as `other`. */
+const DONE_REASONS: ReadonlySet<string> = new Set(['stop', 'length', 'load', 'unload'])
+/** prom-client defaults that are gauges despite their `_total` suffix. */
+const TOTAL_NAMED_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
+/** Indexed by `statusCode / 100`. */
+const STATUS_CLASSES = ['other', '1xx', '2xx', '3xx', '4xx', '5xx']
+
+export interface MetricsSources {
+  balancer: Balancer
+  /** The built-in cache, whose counters and sizes are read at scrape time; undefined: none. */
+  cache: OllamaCache | undefined
+  /** Also register Node's process and runtime metrics (prom-client defaults). Default true. */
+  defaults?: boolean
+}
+
+export class Metrics {
+  readonly registry: Registry
+  readonly #instances: readonly Instance[]
+  readonly #requests: LabelChildren<CounterCell>
+  readonly #duration: LabelChildren<HistogramCell>
+  readonly #ttfb: LabelChildren<HistogramCell>
+  readonly #tokens: LabelChildren<CounterCell>
+  readonly #tokensPerSecond: LabelChildren<HistogramCell>
+  readonly #doneReasons: LabelChildren<CounterCell>
+  readonly #errors: LabelChildren<CounterCell>
+
+  constructor(registry: Registry, sources: MetricsSources) {
+    this.registry = registry
+    const { balancer, cache } = sources
+    this.#instances = balancer.instances
+    const registers = [registry]
+    if (sources.defaults !== false) {
+      collectDefaultMetrics({ register: registry })
+      // Gauges named `_total` break Prometheus' naming rules (promtool flags them); each is only
+      // the sum of its by-type sibling (`nodejs_active_handles{type}` ...), which stays.
+      for (const name of TOTAL_NAMED_GAUGES) registry.removeSingleMetric(name)
+    }
+
+    const requests = new CellCounter({
+      name: 'corral_requests_total',
+      help: 'Client requests answered, by route, model (discovered names only, else other), instance (none: not forwarded), status class and cache outcome.',
+      labelNames: ['route', 'model', 'instance', 'status_class', 'cache'],
+      registry,
+    })
+    this.#requests = new LabelChildren(5, (v) => requests.cell(v))
+    const duration = new CellHistogram({
+      name: 'corral_request_duration_seconds',
+      help: 'Time from the request arriving to the response ending.',
+      labelNames: ['route', 'cache'],
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registry,
+    })
+    this.#duration = new LabelChildren(2, (v) => duration.cell(v))
+    const ttfb = new CellHistogram({
+      name: 'corral_time_to_first_byte_seconds',
+      help: 'Time from the request arriving to the response headers going to the client.',
+      labelNames: ['route', 'cache'],
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registry,
+    })
+    this.#ttfb = new LabelChildren(2, (v) => ttfb.cell(v))
+
+    const tokens = new CellCounter({
+      name: 'corral_tokens_total',
+      help: 'Tokens instances processed, from Ollama\'s final-chunk counts: prompt (prompt_eval_count) and completion (eval_count).',
+      labelNames: ['model', 'kind'],
+      registry,
+    })
+    this.#tokens = new LabelChildren(2, (v) => tokens.cell(v))
+    const tokensPerSecond = new CellHistogram({
+      name: 'corral_tokens_per_second',
+      help: 'Generation speed of each answer: eval_count / eval_duration.',
+      labelNames: ['model', 'instance'],
+      buckets: TOKENS_PER_SECOND_BUCKETS,
+      registry,
+    })
+    this.#tokensPerSecond = new LabelChildren(2, (v) => tokensPerSecond.cell(v))
+    const doneReasons = new CellCounter({
+      name: 'corral_done_reason_total',
+      help: 'Generations that ended, by Ollama\'s done_reason (stop, length, load, unload, other).',
+      labelNames: ['model', 'reason'],
+      registry,
+    })
+    this.#doneReasons = new LabelChildren(2, (v) => doneReasons.cell(v))
+
+    const errors = new CellCounter({
+      name: 'corral_instance_errors_total',
+      help: 'Attempts that counted as a failure against an instance, by kind (refused, reset, timeouts, busy, status_5xx, status_429, cut, ...).',
+      labelNames: ['instance', 'kind'],
+      registry,
+    })
+    this.#errors = new LabelChildren(2, (v) => errors.cell(v))
+    balancer.onAttemptFailure((instance, kind) => this.#instanceError(instance, kind))
+    const ejections = new CellCounter({
+      name: 'corral_instance_ejections_total',
+      help: 'Times an instance was ejected by passive health (failures in a row).',
+      labelNames: ['instance'],
+      registry,
+    })
+    const ejectionChildren = this.#instances.map((i) => ejections.cell([i.name]))
+    balancer.onHealthChange((instance, _from, to) => {
+      if (to === 'ejected') ejectionChildren[instance.index]?.inc()
+    })
+
+    const instances = this.#instances
+    new Gauge({
+      name: 'corral_instance_up',
+      help: '1 when the instance takes traffic (healthy or half-open), 0 when unhealthy or ejected.',
+      labelNames: ['instance'],
+      registers,
+      collect() {
+        const now = Date.now()
+        for (const instance of instances) {
+          const state = instance.health.state(now)
+          this.labels(instance.name).set(state === 'healthy' || state === 'half_open' ? 1 : 0)
+        }
+      },
+    })
+    new Gauge({
+      name: 'corral_instance_in_flight',
+      help: 'Requests an instance is working on now.',
+      labelNames: ['instance'],
+      registers,
+      collect() {
+        for (const instance of instances) this.labels(instance.name).set(instance.inFlight)
+      },
+    })
+    new Gauge({
+      name: 'corral_instance_queue_depth',
+      help: 'Requests waiting in corral for a free instance slot.',
+      registers,
+      collect() {
+        this.set(balancer.queueDepth)
+      },
+    })
+    new Gauge({
+      name: 'corral_instance_score',
+      help: 'Predicted finish time of a new generation on the instance, in seconds (load-score policy only; lower is picked first).',
+      labelNames: ['instance'],
+      registers,
+      collect() {
+        for (const instance of instances) {
+          const ms = balancer.scoreOf(instance)
+          if (ms !== undefined) this.labels(instance.name).set(ms / 1000)
+        }
+      },
+    })
+
+    if (cache !== undefined) this.#cacheMetrics(cache, registers)
+  }
+
+  /** Records one answered client request (called once per request, when it ends). */
+  recordRequest(ex: Exchange, endedAt: number): void {
+    const route = ex.route.name
+    const cache = ex.cache ?? 'none'
+    // A client that left before any answer has none: it counts as 4xx, like nginx's 499.
+    const code = ex.clientGone && !ex.res.headersSent ? 499 : ex.res.statusCode
+    const status = STATUS_CLASSES[Math.floor(code / 100)] ?? 'other'
+    const instance = ex.instance?.name ?? 'none'
+    this.#requests.get(route, this.#modelLabel(ex.modelKey), instance, status, cache).inc()
+    this.#duration.get(route, cache).observe((endedAt - ex.startedAt) / 1000)
+    if (ex.firstByteAt > 0) this.#ttfb.get(route, cache).observe((ex.firstByteAt - ex.startedAt) / 1000)
+  }
+
+  /** Records Ollama's counts from an attempt's final chunk (generations answered 200). */
+  recordAttempt(ex: Exchange, instance: Instance, report: AttemptReport & { promptEvalCount: number; doneReason: string | undefined }): void {
+    if (report.evalCount === 0 && report.promptEvalCount === 0 && report.doneReason === undefined) return
+    const model = this.#modelLabel(ex.modelKey)
+    if (report.promptEvalCount > 0) this.#tokens.get(model, 'prompt').inc(report.promptEvalCount)
+    if (report.evalCount > 0) {
+      this.#tokens.get(model, 'completion').inc(report.evalCount)
+      if (report.evalMs > 0) this.#tokensPerSecond.get(model, instance.name).observe(report.evalCount / (report.evalMs / 1000))
+    }
+    if (report.doneReason !== undefined) {
+      this.#doneReasons.get(model, DONE_REASONS.has(report.doneReason) ? report.doneReason : 'other').inc()
+    }
+  }
+
+  /** The exposition text and its content type, for `GET /metrics`. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+  }
+
+  #instanceError(instance: Instance, kind: InstanceErrorKind): void {
+    this.#errors.get(instance.name, kind).inc()
+  }
+
+  /** A model's label: its canonical name if discovery saw it on some instance, else `other` (`none`: no model). */
+  #modelLabel(modelKey: string | undefined): string {
+    if (modelKey === undefined) return 'none'
+    for (const instance of this.#instances) if (instance.models?.has(modelKey) === true) return modelKey
+    return 'other'
+  }
+
+  /** Cache counters and sizes, read from the cache's report at scrape time (nothing on the request path). */
+  #cacheMetrics(cache: OllamaCache, registers: Registry[]): void {
+    // Counters follow the cache's own monotonic counts: each scrape adds what was counted since the last.
+    const seen = new Map<string, number>()
+    const advance = (child: { inc(value: number): void }, key: string, value: number): void => {
+      const delta = value - (seen.get(key) ?? 0)
+      if (delta > 0) child.inc(delta)
+      seen.set(key, value)
+    }
+    new Counter({
+      name: 'corral_cache_requests_total',
+      help: 'Cache lookups by layer (embedding, chunk, inference) and result (hit, miss); a batch of embeddings counts once.',
+      labelNames: ['layer', 'result'],
+      registers,
+      collect() {
+        const report = cache.report()
+        for (const layer of CACHE_LAYERS) {
+          advance(this.labels(layer, 'hit'), `${layer}:hit`, report.layers[layer].hits)
+          advance(this.labels(layer, 'miss'), `${layer}:miss`, report.layers[layer].misses)
+        }
+      },
+    })
+    new Counter({
+      name: 'corral_cache_coalesced_total',
+      help: 'Requests answered by following an identical request already in flight (single flight).',
+      registers,
+      collect() {
+        advance(this, 'coalesced', cache.report().coalesced)
+      },
+    })
+    new Counter({
+      name: 'corral_cache_bypassed_total',
+      help: 'Requests of cacheable routes the cache did not look up (policy, Cache-Control, load requests).',
+      registers,
+      collect() {
+        advance(this, 'bypassed', cache.report().bypassed)
+      },
+    })
+    const store = cache.store
+    new Gauge({
+      name: 'corral_cache_entries',
+      help: 'Entries held in process memory per layer (the memory store, or the memory tier in front of Redis).',
+      labelNames: ['layer'],
+      registers,
+      collect() {
+        for (const layer of CACHE_LAYERS) this.labels(layer).set(store.usage(layer).entries)
+      },
+    })
+    new Gauge({
+      name: 'corral_cache_bytes',
+      help: 'Bytes of the entries held in process memory per layer.',
+      labelNames: ['layer'],
+      registers,
+      collect() {
+        for (const layer of CACHE_LAYERS) this.labels(layer).set(store.usage(layer).bytes)
+      },
+    })
+    if (store.health() !== undefined) {
+      new Gauge({
+        name: 'corral_redis_up',
+        help: '1 when Redis answers, 0 while it is connecting or down (the cache then passes requests through).',
+        registers,
+        collect() {
+          this.set(store.health()?.state === 'up' ? 1 : 0)
+        },
+      })
+    }
+  }
+}

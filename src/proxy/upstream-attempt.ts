@@ -208,7 +208,13 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
   #readCounts(): void {
     const tail = this.#tail
     if (tail === undefined) return
-    const end = (this.#beforeTail === undefined ? tail : Buffer.concat([this.#beforeTail, tail])).toString('latin1')
+    // Only the last TAIL_BYTES are read: the counts close Ollama's final chunk, and scanning a
+    // whole non-streamed answer would cost more than the rest of the relay's bookkeeping.
+    const before = this.#beforeTail
+    const end =
+      before === undefined || tail.length >= TAIL_BYTES
+        ? tail.toString('latin1', Math.max(0, tail.length - TAIL_BYTES))
+        : before.toString('latin1', Math.max(0, before.length - (TAIL_BYTES - tail.length))) + tail.toString('latin1')
     const reason = DONE_REASON.exec(end)
     if (reason !== null) this.doneReason = reason[1]
     const prompt = PROMPT_EVAL_COUNT.exec(end)

@@ -13,6 +13,14 @@ const delayMs = Number(args.includes('--delay') ? args[args.indexOf('--delay') +
 let calls = 0
 let inputs = 0
 const distinct = new Set()
+const MODELS = ['nomic-embed-text:latest', 'llama3.2:latest'].map((name) => ({
+  name,
+  model: name,
+  modified_at: '2026-11-01T00:00:00Z',
+  digest: createHash('sha256').update(name).digest('hex'),
+}))
+const TAGS = JSON.stringify({ models: MODELS })
+const PS = JSON.stringify({ models: MODELS.map((m) => ({ ...m, expires_at: '2318-01-01T00:00:00Z' })) })
 
 function float32Shortest(f) {
   for (let d = 1; d <= 9; d++) {
@@ -44,7 +52,9 @@ const server = createServer((req, res) => {
       return res.end(body)
     }
     if (req.url === '/api/version' || req.url === '/') return res.end('{"version":"0.12.6"}')
-    if (req.url === '/api/tags') return res.end('{"models":[]}')
+    // Listed with digests: corral's cache keys need them (it passes unknown models through).
+    if (req.url === '/api/tags') return res.end(TAGS)
+    if (req.url === '/api/ps') return res.end(PS)
     let body
     try {
       body = JSON.parse(text)

@@ -179,8 +179,9 @@ export class Balancer {
    */
   digestOf(model: string): string | undefined {
     const key = canonicalModel(model)
-    for (const instance of this.instances) {
-      const digest = instance.models?.get(key)
+    const { instances } = this
+    for (let i = 0; i < instances.length; i++) {
+      const digest = instances[i]!.models?.get(key)
       if (digest !== undefined) return digest
     }
     return undefined

@@ -95,7 +95,7 @@ export class OllamaCache implements RequestCache {
       this.#mark(ex, 'bypass')
       return forward(ex)
     }
-    const model = canonicalModel(ex.model!)
+    const model = ex.modelKey ?? canonicalModel(ex.model!)
     const digest = this.#digestOf(model)
     // Until discovery has seen the model, corral cannot tell a re-pulled model from the one an
     // entry was made with: no lookup, no store (moments after start, or a model no instance has).

@@ -220,7 +220,8 @@ export class Metrics {
   /** A model's label: its canonical name if discovery saw it on some instance, else `other` (`none`: no model). */
   #modelLabel(modelKey: string | undefined): string {
     if (modelKey === undefined) return 'none'
-    for (const instance of this.#instances) if (instance.models?.has(modelKey) === true) return modelKey
+    const instances = this.#instances
+    for (let i = 0; i < instances.length; i++) if (instances[i]!.models?.has(modelKey) === true) return modelKey
     return 'other'
   }
 

@@ -66,6 +66,9 @@ export class Exchange implements BalancedRequest {
   cache: 'hit' | 'miss' | 'bypass' | 'coalesced' | undefined
   /** Set when the client closed the connection before the response was complete. */
   clientGone = false
+  /** Ollama's eval_count and prompt_eval_count from the answer's final chunk, when read (generations). */
+  tokens: number | undefined
+  promptTokens: number | undefined
   /** Why the response failed after it started, for the log. */
   error: string | undefined
 

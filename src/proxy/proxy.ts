@@ -166,6 +166,10 @@ export class Proxy {
     } finally {
       ex.upstream = undefined
       this.#balancer.release(instance, ex, attempt)
+      if (attempt.evalCount > 0) {
+        ex.tokens = attempt.evalCount
+        ex.promptTokens = attempt.promptEvalCount || undefined
+      }
       this.#metrics?.recordAttempt(ex, instance, attempt)
     }
   }
@@ -220,6 +224,8 @@ export class Proxy {
         cache: ex.cache,
         ms: Math.round(ms * 10) / 10,
         ttfb_ms: ex.firstByteAt > 0 ? Math.round((ex.firstByteAt - ex.startedAt) * 10) / 10 : undefined,
+        tokens: ex.tokens,
+        prompt_tokens: ex.promptTokens,
         client_gone: ex.clientGone || undefined,
         err: ex.error,
       },

@@ -88,7 +88,7 @@ t.test('every panel of every dashboard shows data from a real Prometheus scrapin
     health: { interval: '1h', eject_after: 2, ejection_time: '1h' },
     redis: { url: redis.url, key_prefix: `dashboards-test-${process.pid}:` },
   })
-  while (corral.cache!.report().redis?.state !== 'up') await new Promise((resolve) => setTimeout(resolve, 10))
+  await corral.cache!.whenStoreUp()
   let sent = 0
   const ok = async (path: string, body: unknown, status = 200): Promise<void> => {
     const res = await send(url, 'POST', path, body)

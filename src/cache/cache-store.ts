@@ -56,6 +56,8 @@ export interface CacheStore {
   usage(layer: string): LayerUsage
   /** Remote state, when the store is remote. */
   health(): RemoteHealth | undefined
+  /** Resolves when a remote store is up (at once for a local one); rejects after `timeoutMs`. */
+  whenUp?(timeoutMs?: number): Promise<void>
   /** Releases connections and timers. Idempotent. */
   close(): Promise<void>
 }

@@ -108,6 +108,11 @@ export class OllamaCache implements RequestCache {
     return this.#embed(ex, forward, plan, model, digest)
   }
 
+  /** Resolves when the store is up (Redis connected; at once in memory); rejects after `timeoutMs`. */
+  whenStoreUp(timeoutMs = 5000): Promise<void> {
+    return this.#store.whenUp?.(timeoutMs) ?? Promise.resolve()
+  }
+
   /** The stats report (`GET /api/advanced-cache-stats`). */
   report(): CacheStatsReport {
     return this.#stats.report(this.#config, this.#store)

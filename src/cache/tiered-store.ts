@@ -53,6 +53,10 @@ export class TieredStore implements CacheStore {
     return this.#remote.health()
   }
 
+  whenUp(timeoutMs?: number): Promise<void> {
+    return this.#remote.whenUp?.(timeoutMs) ?? Promise.resolve()
+  }
+
   async close(): Promise<void> {
     await Promise.all([this.#local.close(), this.#remote.close()])
   }

@@ -8,6 +8,7 @@
  * values are turned into the exposition at scrape time.
  */
 import type { Metric, Registry } from 'prom-client'
+import { LabelChildren } from './label-children.js'
 
 /** One counter child. */
 export class CounterCell {
@@ -84,6 +85,11 @@ export class CellCounter {
     config.registry.registerMetric(this as unknown as Metric)
   }
 
+  /** Children found by label values, created on first use (the label count comes from the family). */
+  children(): LabelChildren<CounterCell> {
+    return new LabelChildren(this.#labelNames.length, (values) => this.cell(values))
+  }
+
   /** A new child for these label values (in label order); create each once and keep it. */
   cell(values: readonly string[]): CounterCell {
     const cell = new CounterCell(labelsOf(this.#labelNames, values))
@@ -118,6 +124,11 @@ export class CellHistogram {
     this.#labelNames = config.labelNames
     this.#bounds = Object.freeze([...config.buckets])
     config.registry.registerMetric(this as unknown as Metric)
+  }
+
+  /** Children found by label values, created on first use (the label count comes from the family). */
+  children(): LabelChildren<HistogramCell> {
+    return new LabelChildren(this.#labelNames.length, (values) => this.cell(values))
   }
 
   /** A new child for these label values (in label order); create each once and keep it. */

@@ -21,7 +21,7 @@ import { CACHE_LAYERS } from '../config/schema.js'
 import type { InstanceErrorKind } from '../proxy/errors.js'
 import type { Exchange } from '../proxy/exchange.js'
 import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './cell-metrics.js'
-import { LabelChildren } from './label-children.js'
+import type { LabelChildren } from './label-children.js'
 
 /** Request latencies span a cached answer (about 1 ms) to a long generation (10 min). */
 export const LATENCY_BUCKETS_SECONDS = [
@@ -68,60 +68,53 @@ export class Metrics {
       for (const name of TOTAL_NAMED_GAUGES) registry.removeSingleMetric(name)
     }
 
-    const requests = new CellCounter({
+    this.#requests = new CellCounter({
       name: 'corral_requests_total',
       help: 'Client requests answered, by route, model (discovered names only, else other), instance (none: not forwarded), status class and cache outcome.',
       labelNames: ['route', 'model', 'instance', 'status_class', 'cache'],
       registry,
-    })
-    this.#requests = new LabelChildren(5, (v) => requests.cell(v))
-    const duration = new CellHistogram({
+    }).children()
+    this.#duration = new CellHistogram({
       name: 'corral_request_duration_seconds',
       help: 'Time from the request arriving to the response ending.',
       labelNames: ['route', 'cache'],
       buckets: LATENCY_BUCKETS_SECONDS,
       registry,
-    })
-    this.#duration = new LabelChildren(2, (v) => duration.cell(v))
-    const ttfb = new CellHistogram({
+    }).children()
+    this.#ttfb = new CellHistogram({
       name: 'corral_time_to_first_byte_seconds',
       help: 'Time from the request arriving to the response headers going to the client.',
       labelNames: ['route', 'cache'],
       buckets: LATENCY_BUCKETS_SECONDS,
       registry,
-    })
-    this.#ttfb = new LabelChildren(2, (v) => ttfb.cell(v))
+    }).children()
 
-    const tokens = new CellCounter({
+    this.#tokens = new CellCounter({
       name: 'corral_tokens_total',
       help: 'Tokens instances processed, from Ollama\'s final-chunk counts: prompt (prompt_eval_count) and completion (eval_count).',
       labelNames: ['model', 'kind'],
       registry,
-    })
-    this.#tokens = new LabelChildren(2, (v) => tokens.cell(v))
-    const tokensPerSecond = new CellHistogram({
+    }).children()
+    this.#tokensPerSecond = new CellHistogram({
       name: 'corral_tokens_per_second',
       help: 'Generation speed of each answer: eval_count / eval_duration.',
       labelNames: ['model', 'instance'],
       buckets: TOKENS_PER_SECOND_BUCKETS,
       registry,
-    })
-    this.#tokensPerSecond = new LabelChildren(2, (v) => tokensPerSecond.cell(v))
-    const doneReasons = new CellCounter({
+    }).children()
+    this.#doneReasons = new CellCounter({
       name: 'corral_done_reason_total',
       help: 'Generations that ended, by Ollama\'s done_reason (stop, length, load, unload, other).',
       labelNames: ['model', 'reason'],
       registry,
-    })
-    this.#doneReasons = new LabelChildren(2, (v) => doneReasons.cell(v))
+    }).children()
 
-    const errors = new CellCounter({
+    this.#errors = new CellCounter({
       name: 'corral_instance_errors_total',
       help: 'Attempts that counted as a failure against an instance, by kind (refused, reset, timeouts, busy, status_5xx, status_429, cut, ...).',
       labelNames: ['instance', 'kind'],
       registry,
-    })
-    this.#errors = new LabelChildren(2, (v) => errors.cell(v))
+    }).children()
     balancer.onAttemptFailure((instance, kind) => this.#instanceError(instance, kind))
     const ejections = new CellCounter({
       name: 'corral_instance_ejections_total',

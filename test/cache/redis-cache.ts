@@ -9,10 +9,6 @@ import { send } from '../fixtures/http.js'
 import { startRedisServer } from '../fixtures/redis-server.js'
 import { startCorral, type StartedCorral } from '../fixtures/start-corral.js'
 
-/** Checks `condition` every 10 ms (the Redis state has no event to wait on from here). */
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10))
-}
 const redisState = (c: StartedCorral): string | undefined => c.corral.cache!.report().redis?.state
 
 t.test('answers are stored in Redis, shared by two corrals, flushed by prefix', async (t) => {
@@ -22,7 +18,7 @@ t.test('answers are stored in Redis, shared by two corrals, flushed by prefix', 
   const config = { redis: { url: redis.url, key_prefix: 'share:', local_cache_size: 0 } }
   const a = await startCorral(t, [fake.url], config)
   const b = await startCorral(t, [fake.url], config)
-  await until(() => redisState(a) === 'up' && redisState(b) === 'up')
+  await Promise.all([a.corral.cache!.whenStoreUp(), b.corral.cache!.whenStoreUp()])
   const body = { model: 'nomic-embed-text', input: ['r1', 'r2'] }
   const first = await send(a.url, 'POST', '/api/embed', body)
   t.equal(first.headers['x-corral-cache'], 'miss')
@@ -46,7 +42,7 @@ t.test('fail-open: Redis killed, restarted, frozen, thawed; every request 200', 
   const fake = await startFakeOllama()
   t.teardown(() => fake.close())
   const c = await startCorral(t, [fake.url], { redis: { url: redis.url, key_prefix: 'fo:', local_cache_size: 0, retry_interval: '100ms' } })
-  await until(() => redisState(c) === 'up')
+  await c.corral.cache!.whenStoreUp()
   const logged = (prefix: string): number => c.logs.filter((l) => l.msg.startsWith(prefix)).length
   let n = 0
   const burst = async (label: string): Promise<void> => {
@@ -67,7 +63,7 @@ t.test('fail-open: Redis killed, restarted, frozen, thawed; every request 200', 
   t.equal((await send(c.url, 'GET', '/api/cache/chunks/d1')).status, 503)
   t.equal((await send(c.url, 'DELETE', '/api/cache')).status, 503, 'a flush cannot pretend either')
   await redis.restart()
-  await until(() => redisState(c) === 'up')
+  await c.corral.cache!.whenStoreUp()
   t.equal(logged('redis up'), 1, 'up logged once')
   await burst('restarted')
   redis.freeze()

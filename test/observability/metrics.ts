@@ -252,6 +252,6 @@ t.test('corral_redis_up follows the Redis store', async (t) => {
   t.teardown(() => fake.close())
   const { url, corral } = await startCorral(t, [fake.url], { redis: { url: redis.url, key_prefix: 'metrics-test:' } })
   // The store connects in the background; there is no event to wait on from here.
-  while (corral.cache!.report().redis?.state !== 'up') await new Promise((resolve) => setTimeout(resolve, 10))
+  await corral.cache!.whenStoreUp()
   t.equal(value((await scrape(url)).samples, 'corral_redis_up'), 1)
 })

@@ -71,14 +71,6 @@ HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
 TMP="$(mktemp -d /tmp/corral-balance.XXXXXX)"
 chmod 755 "$TMP" # nginx workers (nobody when run as root) use temp dirs under it
 PIDS=()
-stop_pids() {
-  local pid
-  for pid in "$@"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "$@"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
-}
 cleanup() {
   [ "${#PIDS[@]}" = 0 ] || stop_pids "${PIDS[@]}"
   rm -rf "$TMP"
@@ -86,10 +78,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$OUT"
-
-free_port() {
-  node -e 'const s = require("node:net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
-}
 
 # ---------------------------------------------------------------------------------------------
 # Capacity from the time model: an instance with speed factor f serves SLOTS requests at a time,
@@ -179,7 +167,7 @@ run_one() {
   fleet_json="$(head -1 "$dir/fleet.json")"
   [ -n "$fleet_json" ] || die "fleet did not start: $(cat "$dir/fleet.log")"
   control="$(node -e 'console.log(JSON.parse(process.argv[1]).control)' "$fleet_json")"
-  port="$(free_port)"
+  port="$(free_ports 1)"
   url="http://127.0.0.1:$port"
 
   case "$target" in

@@ -62,25 +62,13 @@ TMP="$(mktemp -d /tmp/corral-overhead.XXXXXX)"
 chmod 755 "$TMP" # nginx workers (nobody when run as root) use temp dirs under it
 PIDS=()
 cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
+  [ "${#PIDS[@]}" = 0 ] || stop_pids "${PIDS[@]}"
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$OUT"
 
-free_ports() { # print N free 127.0.0.1 ports
-  node -e '
-    const net = require("node:net"); const n = +process.argv[1]; const s = []; let left = n;
-    for (let i = 0; i < n; i++) { const srv = net.createServer(); s.push(srv);
-      srv.listen(0, "127.0.0.1", () => { if (--left === 0) {
-        console.log(s.map((x) => x.address().port).join(" ")); s.forEach((x) => x.close()); } }); }' "$1"
-}
 read -r UP_PORT NGINX_PORT CORRAL_PORT FLOOR_PORT < <(free_ports 4)
 
 # fetch URL PROMPT: POST a generate request, print "<status> <sha256 of body> <bytes>".

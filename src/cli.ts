@@ -1,11 +1,13 @@
 /**
  * The `corral` command: `corral [serve]` runs the proxy, `corral check-config` validates a
- * configuration. Invalid configuration is reported as one line per problem, never a stack trace,
- * with exit status 2.
+ * configuration, `corral bench` load-tests a deployment. Invalid configuration (or bench options)
+ * is reported as one line per problem, never a stack trace, with exit status 2.
  */
 import { readFileSync } from 'node:fs'
 import { Command, Option } from 'commander'
 import { stringify } from 'yaml'
+import { BENCH_DEFAULTS, BenchUsageError, parseBenchOptions, WORKLOADS, type RawBenchOptions } from './bench/bench-options.js'
+import { runBench } from './bench/run-bench.js'
 import { ConfigError, loadConfig, type ConfigFlags } from './config/load-config.js'
 import { maskSecrets } from './config/mask-secrets.js'
 import { LOG_LEVELS } from './config/schema.js'
@@ -21,6 +23,7 @@ Examples:
   $ corral --config config/corral.yaml
   $ corral --listen 0.0.0.0:11434 --instances http://gpu1:11434,http://gpu2:11434
   $ corral check-config config/corral.yaml   # print the effective config, or every problem
+  $ corral bench --url http://127.0.0.1:11435 --duration 30s --p95-max 2s
 
 Then point any Ollama client at corral:
   $ OLLAMA_HOST=http://127.0.0.1:11435 ollama run llama3.2
@@ -86,6 +89,35 @@ function checkConfig(file: string | undefined): void {
   }
 }
 
+const BENCH_EXAMPLES = `
+A request is one user turn; in the rag workload that is POST /api/embed with the question, then
+POST /api/generate with a prompt built from it. Errors: non-2xx (http_503...), transport errors
+(ECONNREFUSED, ECONNRESET, socket_closed), timeout, stream_error (an error line in a stream),
+stream_cut (a stream without its done line), bad_body. Latencies are of successful requests.
+
+Exit status: 0 ok, 1 an SLO missed, 2 bad arguments, 130 interrupted by Ctrl-C (the partial
+result is printed first; a second Ctrl-C aborts requests in flight at once).
+
+Examples:
+  $ corral bench --url http://127.0.0.1:11435 --concurrency 16 --duration 1m --zipf 1.1
+  $ corral bench --url http://127.0.0.1:11435 --rate 30 --requests 2000 --stream
+  $ corral bench --url http://127.0.0.1:11435 --compare http://gpu1:11434 --workload embed
+  $ corral bench --url http://127.0.0.1:11435 --p95-max 130ms --min-rps 30 --max-error-rate 1% --json --out bench.json`
+
+async function bench(raw: RawBenchOptions): Promise<void> {
+  let options
+  try {
+    options = parseBenchOptions(raw)
+    process.exitCode = await runBench(options, { stdout: process.stdout, stderr: process.stderr, signals: process })
+  } catch (err) {
+    if (err instanceof BenchUsageError) {
+      process.stderr.write(`corral bench: ${err.message}\n`)
+      process.exit(EXIT_INVALID_CONFIG)
+    }
+    throw err
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command('corral')
     .description('A load-balancing, caching reverse proxy that speaks the Ollama API.')
@@ -109,6 +141,33 @@ export function buildProgram(): Command {
     .description('validate a config file and print the effective configuration (exit 2 when invalid)')
     .argument('[file]', 'YAML config file (default: $CORRAL_CONFIG, else the defaults alone)')
     .action((file: string | undefined) => checkConfig(file))
+
+  program
+    .command('bench')
+    .description('load-test corral or any Ollama-compatible server and print latency, throughput, errors and cache hit rates')
+    .option('-u, --url <url>', 'target origin (required), e.g. http://127.0.0.1:11435')
+    .option('--compare <url>', 'run the same workload against this second target afterwards and print both side by side with ratios')
+    .addOption(new Option('-w, --workload <kind>', 'what one request is').choices(WORKLOADS).default(BENCH_DEFAULTS.workload))
+    .option('-c, --concurrency <users>', `closed loop: simulated users, each sending its next request when the last one ends (default ${BENCH_DEFAULTS.concurrency}); with --rate: connections, i.e. requests in flight (default ${BENCH_DEFAULTS.openLoopConnections})`)
+    .option('-r, --rate <req/s>', 'open loop: Poisson arrivals at this mean rate instead of a closed loop')
+    .option('-d, --duration <time>', `length of the measured run, e.g. 500ms, 30s, 2m (default ${BENCH_DEFAULTS.duration} unless --requests is given)`)
+    .option('-n, --requests <n>', 'send exactly this many requests (with --duration too: whichever ends first)')
+    .option('--warmup <time>', 'run the workload this long first, uncounted (default 0)')
+    .option('--timeout <time>', 'a request not answered completely within this is an error (timeout)', BENCH_DEFAULTS.timeout)
+    .option('-m, --model <name>', 'model for generate and chat', BENCH_DEFAULTS.model)
+    .option('-e, --embed-model <name>', 'model for embeddings', BENCH_DEFAULTS.embedModel)
+    .option('-p, --prompts <file>', 'questions, one per line (default: a built-in set of 40)')
+    .option('--zipf <s>', 'repeat questions with a Zipf skew s (about 1 for real query logs; default: in order)')
+    .option('--stream', 'stream answers and measure time to first token (default: not streamed)', false)
+    .option('--temperature <t>', 'options.temperature of generations', String(BENCH_DEFAULTS.temperature))
+    .option('--seed <n>', 'PRNG seed for questions and arrivals (default: random, printed)')
+    .option('--p95-max <time>', 'SLO: exit 1 if the p95 latency is above this (e.g. 130ms)')
+    .option('--min-rps <n>', 'SLO: exit 1 if throughput is below this many requests per second')
+    .option('--max-error-rate <r>', 'SLO: exit 1 if the error rate is above this (0.01 or 1%)')
+    .option('--json', 'print the result as JSON instead of a table', false)
+    .option('-o, --out <file>', 'also write the JSON result to this file')
+    .addHelpText('after', BENCH_EXAMPLES)
+    .action((options: RawBenchOptions) => bench(options))
 
   return program
 }

@@ -93,7 +93,7 @@ const BENCH_EXAMPLES = `
 A request is one user turn; in the rag workload that is POST /api/embed with the question, then
 POST /api/generate with a prompt built from it. Errors: non-2xx (http_503...), transport errors
 (ECONNREFUSED, ECONNRESET, socket_closed), timeout, stream_error (an error line in a stream),
-stream_cut (a stream without its done line), bad_body. Latencies are of successful requests.
+stream_cut / body_cut (an answer cut short), bad_body. Latencies are of successful requests.
 
 Exit status: 0 ok, 1 an SLO missed, 2 bad arguments, 130 interrupted by Ctrl-C (the partial
 result is printed first; a second Ctrl-C aborts requests in flight at once).
@@ -147,7 +147,7 @@ export function buildProgram(): Command {
     .description('load-test corral or any Ollama-compatible server and print latency, throughput, errors and cache hit rates')
     .option('-u, --url <url>', 'target origin (required), e.g. http://127.0.0.1:11435')
     .option('--compare <url>', 'run the same workload against this second target afterwards and print both side by side with ratios')
-    .addOption(new Option('-w, --workload <kind>', 'what one request is').choices(WORKLOADS).default(BENCH_DEFAULTS.workload))
+    .option('-w, --workload <kind>', `what one request is: ${WORKLOADS.join(', ')}`, BENCH_DEFAULTS.workload)
     .option('-c, --concurrency <users>', `closed loop: simulated users, each sending its next request when the last one ends (default ${BENCH_DEFAULTS.concurrency}); with --rate: connections, i.e. requests in flight (default ${BENCH_DEFAULTS.openLoopConnections})`)
     .option('-r, --rate <req/s>', 'open loop: Poisson arrivals at this mean rate instead of a closed loop')
     .option('-d, --duration <time>', `length of the measured run, e.g. 500ms, 30s, 2m (default ${BENCH_DEFAULTS.duration} unless --requests is given)`)
@@ -158,15 +158,18 @@ export function buildProgram(): Command {
     .option('-e, --embed-model <name>', 'model for embeddings', BENCH_DEFAULTS.embedModel)
     .option('-p, --prompts <file>', 'questions, one per line (default: a built-in set of 40)')
     .option('--zipf <s>', 'repeat questions with a Zipf skew s (about 1 for real query logs; default: in order)')
-    .option('--stream', 'stream answers and measure time to first token (default: not streamed)', false)
+    .option('--stream', 'stream answers and measure time to first token (default: not streamed)')
     .option('--temperature <t>', 'options.temperature of generations', String(BENCH_DEFAULTS.temperature))
     .option('--seed <n>', 'PRNG seed for questions and arrivals (default: random, printed)')
     .option('--p95-max <time>', 'SLO: exit 1 if the p95 latency is above this (e.g. 130ms)')
     .option('--min-rps <n>', 'SLO: exit 1 if throughput is below this many requests per second')
     .option('--max-error-rate <r>', 'SLO: exit 1 if the error rate is above this (0.01 or 1%)')
-    .option('--json', 'print the result as JSON instead of a table', false)
+    .option('--json', 'print the result as JSON instead of a table')
     .option('-o, --out <file>', 'also write the JSON result to this file')
     .addHelpText('after', BENCH_EXAMPLES)
+    // Bad arguments exit 2 like every other usage error here (commander's own default is 1).
+    .showHelpAfterError('(corral bench --help lists the options)')
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_INVALID_CONFIG))
     .action((options: RawBenchOptions) => bench(options))
 
   return program

@@ -4,10 +4,12 @@
  * - `http_<status>`: any answer that is not 2xx (`http_503`, `http_404`, ...);
  * - `timeout`: no complete answer within `--timeout`;
  * - `stream_error`: a 200 stream with an `{"error": ...}` line (how Ollama reports a failure mid-stream);
- * - `stream_cut`: a stream that ended without its `done: true` line;
+ * - `stream_cut`: a stream that ended, or whose connection failed, before its `done: true` line;
+ * - `body_cut`: a 2xx answer (not streamed) whose connection failed before the body's end;
  * - `bad_body`: a 2xx answer that is not the JSON the route promises (or carries `error`);
- * - transport errors by their system code (`ECONNREFUSED`, `ECONNRESET`, ...); `socket_closed`
- *   when the server closed the connection mid-answer; `network_error` for anything else.
+ * - transport errors before any answer, by their system code (`ECONNREFUSED`, `ECONNRESET`, ...);
+ *   `socket_closed` when the server closed the connection before answering; `network_error` for
+ *   anything else.
  *
  * Requests cut short by Ctrl-C are neither successes nor errors: they are counted as cancelled.
  */

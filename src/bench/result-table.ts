@@ -44,7 +44,9 @@ export function renderResult(r: RunResult): string {
   for (const [k, v] of facts) lines.push(`${k.padEnd(13)}${v}`)
   lines.push('')
   const latency: string[][] = [['latency (ms)', 'p50', 'p95', 'p99', 'mean', 'max', 'count']]
-  for (const [name, s] of latencySeries(r)) latency.push([name, ms(s.p50), ms(s.p95), ms(s.p99), ms(s.mean), ms(s.max), String(s.count)])
+  for (const [name, s] of latencySeries(r)) {
+    latency.push(s.count === 0 ? [name, '-', '-', '-', '-', '-', '0'] : [name, ms(s.p50), ms(s.p95), ms(s.p99), ms(s.mean), ms(s.max), String(s.count)])
+  }
   lines.push(textTable(latency))
   if (r.cache !== null) {
     lines.push('')

@@ -38,6 +38,7 @@ export class TargetClient {
     const callStart = performance.now()
     const deadline = AbortSignal.timeout(this.#timeoutMs)
     const signal = AbortSignal.any([cancel, deadline])
+    let headersIn = false
     try {
       const res = await this.#pool.request({
         path,
@@ -50,6 +51,7 @@ export class TargetClient {
         await res.body.dump()
         return { ok: false, kind: httpErrorKind(res.statusCode) }
       }
+      headersIn = true
       if (stream) return await readStream(res.body, path, callStart, startedAt)
       const value = parseObject(await res.body.text())
       if (value === undefined || 'error' in value || !hasContent(path, value, false)) return { ok: false, kind: 'bad_body' }
@@ -57,6 +59,8 @@ export class TargetClient {
     } catch (err) {
       if (cancel.aborted) return { ok: false, kind: 'cancelled' }
       if (deadline.aborted) return { ok: false, kind: 'timeout' }
+      // The connection failed after a 2xx status line: the answer was cut.
+      if (headersIn) return { ok: false, kind: stream ? 'stream_cut' : 'body_cut' }
       return { ok: false, kind: transportErrorKind(err) }
     }
   }

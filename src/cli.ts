@@ -11,7 +11,6 @@ import { runBench } from './bench/run-bench.js'
 import { ConfigError, loadConfig, type ConfigFlags } from './config/load-config.js'
 import { maskSecrets } from './config/mask-secrets.js'
 import { LOG_LEVELS } from './config/schema.js'
-import { createCorral } from './index.js'
 
 const EXIT_INVALID_CONFIG = 2
 
@@ -50,6 +49,8 @@ async function serve(options: ServeOptions): Promise<void> {
   } catch (err) {
     reportConfigError(err)
   }
+  // Loaded here, not at the top: `corral bench` and `check-config` start faster without the proxy.
+  const { createCorral } = await import('./index.js')
   const corral = createCorral(loaded.config)
   try {
     await corral.listen()

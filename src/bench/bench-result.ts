@@ -17,7 +17,7 @@ export interface CallResult {
 
 export interface RunResult {
   target: string
-  /** Whether the target answered `/api/advanced-cache-stats` (then `cache` is set). */
+  /** Whether the target answered `/api/advanced-cache-stats` like corral. */
   corral: boolean
   workload: Workload
   mode: 'closed' | 'open'
@@ -52,7 +52,7 @@ export interface RunResult {
   calls: Record<string, CallResult>
   /** Turns run in the warm-up, not counted anywhere else. */
   warmup_requests: number
-  /** corral's cache during the measured phase; null for a plain Ollama. */
+  /** corral's cache during the measured phase; null for a plain Ollama or a corral whose cache is off. */
   cache: CacheDelta | null
 }
 
@@ -72,7 +72,7 @@ export function buildRunResult(
   target: string,
   options: Readonly<BenchOptions>,
   recorder: RunRecorder,
-  extras: { interrupted: boolean; warmupRequests: number; cache: CacheDelta | undefined },
+  extras: { interrupted: boolean; warmupRequests: number; corral: boolean; cache: CacheDelta | undefined },
 ): RunResult {
   const requests = recorder.done
   const elapsedS = recorder.elapsedMs / 1000
@@ -82,7 +82,7 @@ export function buildRunResult(
   }
   return {
     target,
-    corral: extras.cache !== undefined,
+    corral: extras.corral,
     workload: options.workload,
     mode: options.mode,
     users: options.mode === 'closed' ? options.concurrency : null,

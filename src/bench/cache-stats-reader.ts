@@ -1,8 +1,9 @@
 /**
  * corral's cache counters, read from `GET /api/advanced-cache-stats` before and after the measured
  * phase (shape: src/cache/cache-stats.ts). A target that does not answer it with that shape (a
- * plain Ollama answers 404) is not corral, and its result has no cache rows. The counters are
- * corral's own, so traffic from other clients during the run counts too.
+ * plain Ollama answers 404) is not corral, and its result has no cache rows; neither has a corral
+ * whose cache is off. The counters are corral's own, so traffic from other clients during the run
+ * counts too.
  */
 import { CACHE_LAYERS } from '../config/schema.js'
 import type { CacheLayerName } from '../config/config.js'
@@ -28,18 +29,26 @@ export interface CacheDelta extends LayerHitRate {
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0
 
+/** What corral's stats said: whether its cache is on, and the counters. */
+export interface CacheStatsReading {
+  enabled: boolean
+  layers: CacheSnapshot
+}
+
 /** The counters, or undefined when the target is not corral (or did not answer). */
-export async function readCacheStats(client: TargetClient): Promise<CacheSnapshot | undefined> {
-  const body = (await client.getJson(CACHE_STATS_PATH, READ_TIMEOUT_MS)) as { layers?: Record<string, { hits?: unknown; misses?: unknown }> } | undefined
+export async function readCacheStats(client: TargetClient): Promise<CacheStatsReading | undefined> {
+  const body = (await client.getJson(CACHE_STATS_PATH, READ_TIMEOUT_MS)) as
+    | { enabled?: unknown; layers?: Record<string, { hits?: unknown; misses?: unknown } | null> | null }
+    | undefined
   const layers = body?.layers
-  if (layers === undefined || layers === null || typeof layers !== 'object') return undefined
+  if (layers === undefined || layers === null || typeof layers !== 'object' || typeof body!.enabled !== 'boolean') return undefined
   const snapshot = {} as CacheSnapshot
   for (const name of CACHE_LAYERS) {
     const layer = layers[name]
-    if (layer === undefined || !isCount(layer.hits) || !isCount(layer.misses)) return undefined
+    if (layer === undefined || layer === null || !isCount(layer.hits) || !isCount(layer.misses)) return undefined
     snapshot[name] = { hits: layer.hits, misses: layer.misses }
   }
-  return snapshot
+  return { enabled: body!.enabled, layers: snapshot }
 }
 
 const hitRate = (hits: number, misses: number): LayerHitRate => ({

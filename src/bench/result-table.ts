@@ -48,6 +48,7 @@ export function renderResult(r: RunResult): string {
     latency.push(s.count === 0 ? [name, '-', '-', '-', '-', '-', '0'] : [name, ms(s.p50), ms(s.p95), ms(s.p99), ms(s.mean), ms(s.max), String(s.count)])
   }
   lines.push(textTable(latency))
+  if (r.corral && r.cache === null) lines.push('', 'corral cache  off')
   if (r.cache !== null) {
     lines.push('')
     const cache: string[][] = [['corral cache', 'hits', 'misses', 'hit rate']]

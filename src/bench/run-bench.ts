@@ -127,11 +127,12 @@ async function runTarget(
     await drive(turns, recorder, options, options, interrupt)
     recorder.end()
     progress.stop()
-    const after = before === undefined ? undefined : await readCacheStats(client)
+    const after = before?.enabled === true ? await readCacheStats(client) : undefined
     return buildRunResult(url, options, recorder, {
       interrupted: interrupt.interrupted,
       warmupRequests,
-      cache: before !== undefined && after !== undefined ? cacheDelta(before, after) : undefined,
+      corral: before !== undefined,
+      cache: before !== undefined && after !== undefined ? cacheDelta(before.layers, after.layers) : undefined,
     })
   } finally {
     await client.close()

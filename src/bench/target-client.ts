@@ -103,7 +103,7 @@ function hasContent(path: CallPath, value: Record<string, unknown>, chunk: boole
 }
 
 /** Reads an NDJSON answer to its `done: true` line; the first line with text is the first token. */
-async function readStream(body: AsyncIterable<Buffer>, path: CallPath, callStart: number, startedAt: number): Promise<CallOutcome> {
+async function readStream(body: NodeJS.ReadableStream, path: CallPath, callStart: number, startedAt: number): Promise<CallOutcome> {
   let pending = ''
   let ttftMs: number | undefined
   let last: Record<string, unknown> | undefined
@@ -116,8 +116,10 @@ async function readStream(body: AsyncIterable<Buffer>, path: CallPath, callStart
     last = value
     return undefined
   }
-  for await (const chunk of body) {
-    pending += chunk.toString('utf8')
+  // Decoded as a stream, so a character split between two chunks is not mangled.
+  body.setEncoding('utf8')
+  for await (const chunk of body as AsyncIterable<string>) {
+    pending += chunk
     let nl: number
     while ((nl = pending.indexOf('\n')) !== -1) {
       const kind = take(pending.slice(0, nl))

@@ -167,3 +167,14 @@ t.test('--compare --json: both results and their ratios, the same questions agai
   const asked = (f: FakeOllama): unknown[] => bodies(f, '/api/embed').map((x) => x.input).sort()
   t.same(asked(a), asked(b))
 })
+
+t.test('against corral with its cache off: corral, but no cache rows', async (t) => {
+  const f = await fake(t)
+  const { url } = await startCorral(t, [f.url], { cache: { enabled: false } })
+  const json = await bench({ url, workload: 'embed', requests: '3', json: true })
+  t.match(report(json).result, { corral: true, cache: null, ok: 3 })
+  const table = await bench({ url, workload: 'embed', requests: '3' })
+  t.match(table.stdout, /^target\s+\S+ \(corral\)\n/)
+  t.match(table.stdout, /\ncorral cache {2}off\n$/)
+  t.equal(f.count('/api/embed'), 6)
+})

@@ -9,8 +9,10 @@
  * first SIGINT stops issuing turns and gives those in flight up to 2 s to finish, a second one
  * aborts them at once; turns aborted count as cancelled, neither ok nor errors.
  */
-import { writeFile } from 'node:fs/promises'
-import type { BenchOptions } from './bench-options.js'
+import { constants } from 'node:fs'
+import { access, stat, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { BenchUsageError, type BenchOptions } from './bench-options.js'
 import { buildRunResult, type BenchReport, type RunResult } from './bench-result.js'
 import { cacheDelta, readCacheStats } from './cache-stats-reader.js'
 import { runClosedLoop } from './closed-loop.js'
@@ -72,6 +74,7 @@ class Interrupt {
 
 export async function runBench(options: Readonly<BenchOptions>, io: BenchIo): Promise<number> {
   const prompts = await loadPrompts(options.promptsFile)
+  if (options.outFile !== undefined) await checkWritable(options.outFile)
   const interrupt = new Interrupt(io.signals)
   const progress = new ProgressLine(io.stderr)
   let result: RunResult
@@ -100,6 +103,20 @@ export async function runBench(options: Readonly<BenchOptions>, io: BenchIo): Pr
     return EXIT_SLO_MISSED
   }
   return EXIT_OK
+}
+
+/** Fails before the run, not after it, when `--out` could not be written. */
+async function checkWritable(file: string): Promise<void> {
+  const exists = await stat(file).then(
+    (s) => s,
+    () => undefined,
+  )
+  try {
+    if (exists?.isDirectory()) throw Object.assign(new Error(), { code: 'EISDIR' })
+    await access(exists === undefined ? dirname(file) : file, constants.W_OK)
+  } catch (err) {
+    throw new BenchUsageError(`--out cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+  }
 }
 
 async function runTarget(

@@ -178,3 +178,10 @@ t.test('against corral with its cache off: corral, but no cache rows', async (t)
   t.match(table.stdout, /\ncorral cache {2}off\n$/)
   t.equal(f.count('/api/embed'), 6)
 })
+
+t.test('an --out file that cannot be written is refused before anything is sent', async (t) => {
+  const f = await fake(t)
+  await t.rejects(bench({ url: f.url, requests: '2', out: join(dir, 'no-such-dir', 'x.json') }), { name: 'Error', message: /^--out cannot write .*x\.json: ENOENT$/ })
+  await t.rejects(bench({ url: f.url, requests: '2', out: dir }), { message: /^--out cannot write .*: EISDIR$/ })
+  t.equal(f.count(), 0)
+})

@@ -7,11 +7,12 @@ import type { LatencySummary } from './latency-histogram.js'
 import { textTable } from './text-table.js'
 
 export const ms = (n: number): string => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2))
+const users = (n: number): string => `${n} user${n === 1 ? '' : 's'}`
 export const percent = (rate: number | null): string => (rate === null ? '-' : `${(rate * 100).toFixed(1)} %`)
 
 /** `rag, closed loop, 8 users, zipf s=1.1, streamed, seed 42` */
 export function describeRun(r: RunResult): string {
-  const load = r.mode === 'closed' ? `closed loop, ${r.users} users` : `open loop, ${r.rate_per_s} req/s Poisson arrivals`
+  const load = r.mode === 'closed' ? `closed loop, ${users(r.users!)}` : `open loop, ${r.rate_per_s} req/s Poisson arrivals`
   const skew = r.zipf === null ? 'prompts in order' : `zipf s=${r.zipf}`
   return `${r.workload}, ${load}, ${skew}, ${r.stream ? 'streamed' : 'not streamed'}, seed ${r.seed}`
 }
@@ -39,7 +40,7 @@ export function renderResult(r: RunResult): string {
     ['requests', `${r.requests} (${r.ok} ok, ${r.errors} errors${r.cancelled > 0 ? `, ${r.cancelled} cancelled` : ''})${r.warmup_requests > 0 ? ` after ${r.warmup_requests} warm-up` : ''}`],
     ['errors', `${r.errors}${describeErrors(r)}, error rate ${percent(r.error_rate)}`],
     ['throughput', `${r.throughput_rps.toFixed(2)} req/s`],
-    ['concurrency', `${r.users !== null ? `${r.users} users, ` : ''}${r.in_flight.mean.toFixed(1)} in flight on average, peak ${r.in_flight.peak}`],
+    ['concurrency', `${r.users !== null ? `${users(r.users)}, ` : ''}${r.in_flight.mean.toFixed(1)} in flight on average, peak ${r.in_flight.peak}`],
   ]
   for (const [k, v] of facts) lines.push(`${k.padEnd(13)}${v}`)
   lines.push('')

@@ -14,6 +14,9 @@ import type { BenchReport } from '../../src/bench/bench-result.js'
 import { BUILT_IN_QUESTIONS } from '../../src/bench/prompts.js'
 import { startFakeOllama, type FakeOllama } from '../fixtures/fake-ollama.js'
 
+// About ten node processes start here; on a busy 2-core machine each takes a few seconds.
+t.setTimeout(240_000)
+
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'corral.js')
 const dir = mkdtempSync(join(tmpdir(), 'corral-bench-'))
 

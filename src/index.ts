@@ -38,6 +38,8 @@ export interface CorralDeps {
   digestOf?: (model: string) => string | undefined
   /** The registry metrics are created on (default: a new one per corral; never the global one). */
   registry?: Registry
+  /** Clock of the per-key minute windows, ms since the epoch (tests). Default Date.now. */
+  now?: () => number
 }
 
 export interface Corral {
@@ -97,7 +99,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
   const metrics = config.metrics.enabled
     ? new Metrics(deps.registry ?? new Registry(), { balancer, cache: built?.cache })
     : undefined
-  const auth = new Authenticator(config.auth, { logger, metrics, redis: config.redis })
+  const auth = new Authenticator(config.auth, { logger, metrics, redis: config.redis, ...(deps.now !== undefined ? { now: deps.now } : {}) })
   const metricsServer = metrics !== undefined && config.metrics.listen !== undefined ? createMetricsServer(metrics, auth) : undefined
   let metricsUrl: string | undefined
   const proxy = new Proxy({ balancer, cache: deps.cache ?? built!.cache, logger, config: config.proxy, window, views, metrics })

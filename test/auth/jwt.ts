@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWTPayload } from 'jose'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { configFromObject } from '../../src/config/load-config.js'
 import { startFakeOllama, type FakeOllama } from '../fixtures/fake-ollama.js'
 import { send } from '../fixtures/http.js'
@@ -35,7 +35,7 @@ function sign({ alg, key, claims = {}, kid }: SignOptions): Promise<string> {
 
 const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` })
 
-async function fakeFor(t: Parameters<Parameters<typeof import('tap').test>[1]>[0]): Promise<FakeOllama> {
+async function fakeFor(t: Test): Promise<FakeOllama> {
   const fake = await startFakeOllama()
   t.teardown(() => fake.close())
   return fake

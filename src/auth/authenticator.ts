@@ -82,6 +82,11 @@ export class Authenticator {
     return this.#memory.inFlight(name)
   }
 
+  /** Resolves once the limits are shared through Redis (at once without Redis, or while auth is off). */
+  async limitsShared(): Promise<void> {
+    if (this.#limiter instanceof RedisLimiter) await this.#limiter.ready()
+  }
+
   /**
    * Takes a new auth configuration: keys, JWT verification, limits, metrics_open, on/off. Counts
    * already taken (requests in flight, this minute's requests) carry over. Throws, keeping the

@@ -1,7 +1,7 @@
 /**
  * Per-key limits shared by every replica through Redis, one round trip per request (a Lua
  * script):
- * - rpm: INCR of `{prefix}auth:{name}:rpm:{minute}`, PEXPIRE to the window's end on the first
+ * - rpm: INCR of `{prefix}auth:{name}:rpm:{minute}`, PEXPIRE until the window's end on the first
  *   request of the window (a fixed window, like the memory limiter);
  * - concurrency: a sorted set `{prefix}auth:{name}:inflight` of request ids scored by the end of
  *   their lease; entries past their lease are dropped first, so a replica that died with
@@ -13,6 +13,7 @@
  * the request is counted by the in-memory limiter instead, per replica, until Redis answers.
  */
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import type { Cluster, Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { KeyLimits } from '../config/auth-config.js'
@@ -23,8 +24,8 @@ import type { MemoryLimiter } from './memory-limiter.js'
 export const CONCURRENCY_LEASE_MS = 15 * 60_000
 
 /**
- * KEYS: rpm key, in-flight key. ARGV: now, window end (ms), rpm limit, concurrency limit, member,
- * lease (ms). Returns 0 (admitted), 1 (rpm exceeded) or 2 (concurrency exceeded); a request
+ * KEYS: rpm key, in-flight key. ARGV: now, ms until the window's end (plus a second of slack:
+ * relative, so Redis' own clock does not matter), rpm limit, concurrency limit, member, lease (ms). Returns 0 (admitted), 1 (rpm exceeded) or 2 (concurrency exceeded); a request
  * refused for concurrency does not use up the minute's count.
  */
 const ADMIT_LUA = `
@@ -32,7 +33,7 @@ local rpm = tonumber(ARGV[3])
 local conc = tonumber(ARGV[4])
 if rpm > 0 then
   local n = redis.call('INCR', KEYS[1])
-  if n == 1 then redis.call('PEXPIREAT', KEYS[1], ARGV[2] + 1000) end
+  if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
   if n > rpm then return 1 end
 end
 if conc > 0 then
@@ -100,7 +101,7 @@ export class RedisLimiter implements Limiter {
         `${tag}:rpm:${window}`,
         inflightKey,
         now,
-        (window + 1) * WINDOW_MS,
+        (window + 1) * WINDOW_MS - now + 1000,
         limits.rpm,
         limits.maxConcurrency,
         member,
@@ -118,6 +119,11 @@ export class RedisLimiter implements Limiter {
     if (limits.maxConcurrency === 0) return UNLIMITED
     // A release that fails (Redis down meanwhile) is settled by the lease.
     return new RedisSlot(() => void this.#client.zrem(inflightKey, member).catch(() => {}))
+  }
+
+  /** Resolves once Redis is connected (until then requests are counted in memory). */
+  async ready(): Promise<void> {
+    if (this.#client.status !== 'ready') await once(this.#client, 'ready')
   }
 
   async close(): Promise<void> {

@@ -23,6 +23,8 @@ const ADMIN_PREFIXES = ['/api/cache/', '/api/blobs/', '/api/admin/'] as const
 const NEEDS_NORMALIZING = /%|\/\/|\/\.|.\/$/
 
 export function scopeOf(method: string | undefined, rawPath: string, metricsOpen: boolean): Scope {
+  // An absolute-form target (`http://host/api/pull`), which Go's server routes by its path, or `*`.
+  if (rawPath.charCodeAt(0) !== 0x2f) return 'admin'
   const path = NEEDS_NORMALIZING.test(rawPath) ? normalizedPath(rawPath) : rawPath
   if (path === undefined) return 'admin' // undecodable: the strictest answer
   const read = method === 'GET' || method === 'HEAD'

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import t from 'tap'
 import { normalizedPath, scopeOf } from '../../src/auth/scope.js'
 import { startFakeOllama } from '../fixtures/fake-ollama.js'
-import { send } from '../fixtures/http.js'
+import { rawExchange, send } from '../fixtures/http.js'
 import { startCorral } from '../fixtures/start-corral.js'
 
 const USER = 'user-key-5b2e8f1a9c3d7046'
@@ -86,6 +86,8 @@ t.test('encoded, doubled or dotted paths are judged as Ollama would route them',
   for (const path of ['/api/%70ull', '/api//pull', '/api/pull/', '/api/./pull', '/api/x/../pull', '/api/blobs%2Fsha256:00', '/api/%zz']) {
     t.equal((await send(url, 'POST', path, { model: 'llama3.2' }, bearer(USER))).status, 403, path)
   }
+  const absolute = await rawExchange(url, `POST http://${new URL(fake.url).host}/api/pull HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${USER}\r\nContent-Type: application/json\r\nContent-Length: 2`, '{}')
+  t.match(absolute, /^HTTP\/1\.1 403 /, 'an absolute-form target needs admin')
   t.equal(fake.count(), 0, 'none reached the instance')
   t.equal(normalizedPath('/api/%70ull'), '/api/pull')
   t.equal(normalizedPath('//api/../api/./tags/'), '/api/tags')
@@ -95,6 +97,8 @@ t.test('encoded, doubled or dotted paths are judged as Ollama would route them',
   t.equal(scopeOf('GET', '/metrics', true), 'open')
   t.equal(scopeOf('GET', '/metrics', false), 'admin')
   t.equal(scopeOf('GET', '/api/tags', false), 'user')
+  t.equal(scopeOf('GET', 'http://h/api/tags', false), 'admin', 'absolute form')
+  t.equal(scopeOf('OPTIONS', '*', false), 'admin')
 })
 
 t.test('metrics_open opens GET /metrics on both listeners; otherwise both want an admin key', async (t) => {

@@ -23,6 +23,7 @@ import { RequestWindow } from './observability/request-window.js'
 import { ClusterViews } from './proxy/cluster-views.js'
 import { Proxy } from './proxy/proxy.js'
 import { createHttpServer } from './server.js'
+import { Authenticator } from './auth/authenticator.js'
 
 export type { Config } from './config/config.js'
 export { loadConfig, ConfigError } from './config/load-config.js'
@@ -37,6 +38,8 @@ export interface CorralDeps {
   digestOf?: (model: string) => string | undefined
   /** The registry metrics are created on (default: a new one per corral; never the global one). */
   registry?: Registry
+  /** Clock of the per-key minute windows, ms since the epoch (tests). Default Date.now. */
+  now?: () => number
 }
 
 export interface Corral {
@@ -49,6 +52,8 @@ export interface Corral {
   readonly cache: OllamaCache | undefined
   /** Prometheus metrics; undefined when `metrics.enabled` is false. */
   readonly metrics: Metrics | undefined
+  /** Admits requests (API keys, JWT, scopes, per-key limits); `auth.reconfigure` swaps its settings at run time. */
+  readonly auth: Authenticator
   /** Base URL of the separate metrics listener once listening; undefined when none is configured. */
   metricsUrl(): string | undefined
   /** Starts listening; resolves with the base URL (the port is real when 0 was configured). */
@@ -94,7 +99,8 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
   const metrics = config.metrics.enabled
     ? new Metrics(deps.registry ?? new Registry(), { balancer, cache: built?.cache })
     : undefined
-  const metricsServer = metrics !== undefined && config.metrics.listen !== undefined ? createMetricsServer(metrics) : undefined
+  const auth = new Authenticator(config.auth, { logger, metrics, redis: config.redis, ...(deps.now !== undefined ? { now: deps.now } : {}) })
+  const metricsServer = metrics !== undefined && config.metrics.listen !== undefined ? createMetricsServer(metrics, auth) : undefined
   let metricsUrl: string | undefined
   const proxy = new Proxy({ balancer, cache: deps.cache ?? built!.cache, logger, config: config.proxy, window, views, metrics })
   const readiness = new Readiness(balancer.instances)
@@ -106,6 +112,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     draining: () => draining,
     loadBalancerStats: () => loadBalancerStats(balancer, window),
     metrics,
+    auth,
   })
   let closing: Promise<void> | undefined
 
@@ -128,6 +135,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     await Promise.all([health.close(), discovery.close()])
     await (timedOut ? balancer.destroy() : balancer.close())
     await built?.cache.close()
+    await auth.close()
     logger.info('stopped')
     await flushLogger(logger)
   }
@@ -140,6 +148,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     logger,
     cache: built?.cache,
     metrics,
+    auth,
     metricsUrl() {
       return metricsUrl
     },

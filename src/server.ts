@@ -1,5 +1,6 @@
 /**
- * The HTTP server clients talk to: corral's own routes (`/healthz`, `/readyz`, `/metrics`, Ollama's
+ * The HTTP server clients talk to: while auth is on, every request is admitted by the
+ * authenticator first; then corral's own routes (`/healthz`, `/readyz`, `/metrics`, Ollama's
  * `/` heartbeat) are answered here, everything else goes to the proxy. Timeouts are set so that they
  * actually fire: Node checks header and request timeouts only every `connectionsCheckingInterval`
  * (30 s by default), which would let a slowloris client hold a socket for half a minute.
@@ -13,6 +14,8 @@ import type { Proxy } from './proxy/proxy.js'
 import type { Metrics } from './observability/metrics.js'
 import { answerMetrics } from './observability/metrics-server.js'
 import { pathnameOf } from './proxy/routes.js'
+import type { Authenticator } from './auth/authenticator.js'
+import { ANONYMOUS, type Principal } from './auth/principal.js'
 
 export interface ServerParts {
   proxy: Proxy
@@ -25,6 +28,8 @@ export interface ServerParts {
   loadBalancerStats: () => unknown
   /** Served at `GET /metrics`; undefined when metrics are off. */
   metrics: Metrics | undefined
+  /** Admits every request first while auth is on; undefined: no auth at all. */
+  auth?: Authenticator | undefined
 }
 
 const OLLAMA_IS_RUNNING = 'Ollama is running'
@@ -42,20 +47,32 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
     (req, res) => {
       if (parts.draining()) res.setHeader('connection', 'close')
       const path = pathnameOf(req.url ?? '/')
-      const isRead = req.method === 'GET' || req.method === 'HEAD'
-      if (isRead && path === '/') return answer(res, req, 200, 'text/plain; charset=utf-8', OLLAMA_IS_RUNNING)
-      if (isRead && path === '/healthz') return answer(res, req, 200, 'application/json', '{"status":"ok"}')
-      if (isRead && path === '/readyz') return void ready(req, res, parts.readiness)
-      if (isRead && path === '/api/load-balancer-stats') {
-        return answer(res, req, 200, 'application/json; charset=utf-8', JSON.stringify(parts.loadBalancerStats()))
+      const auth = parts.auth
+      if (auth?.enabled === true) {
+        void auth.admit(req, res, path).then((principal) => {
+          if (principal !== undefined) dispatch(req, res, path, principal)
+        })
+        return
       }
-      if (isRead && path === '/metrics' && parts.metrics !== undefined) return void answerMetrics(req, res, parts.metrics)
-      if (parts.cacheRoutes?.owns(path)) return void parts.cacheRoutes.handle(req, res, path)
-      void parts.proxy.handle(req, res, path)
+      dispatch(req, res, path, ANONYMOUS)
     },
   )
   server.on('clientError', onClientError)
   return server
+
+  /** Answers an admitted request: corral's own routes here, everything else through the proxy. */
+  function dispatch(req: IncomingMessage, res: ServerResponse, path: string, principal: Principal): void {
+    const isRead = req.method === 'GET' || req.method === 'HEAD'
+    if (isRead && path === '/') return answer(res, req, 200, 'text/plain; charset=utf-8', OLLAMA_IS_RUNNING)
+    if (isRead && path === '/healthz') return answer(res, req, 200, 'application/json', '{"status":"ok"}')
+    if (isRead && path === '/readyz') return void ready(req, res, parts.readiness)
+    if (isRead && path === '/api/load-balancer-stats') {
+      return answer(res, req, 200, 'application/json; charset=utf-8', JSON.stringify(parts.loadBalancerStats()))
+    }
+    if (isRead && path === '/metrics' && parts.metrics !== undefined) return void answerMetrics(req, res, parts.metrics)
+    if (parts.cacheRoutes?.owns(path)) return void parts.cacheRoutes.handle(req, res, path)
+    void parts.proxy.handle(req, res, path, principal)
+  }
 }
 
 function answer(res: ServerResponse, req: IncomingMessage, status: number, type: string, body: string): void {

@@ -209,4 +209,7 @@ t.test('every panel of every dashboard shows data from a real Prometheus scrapin
   t.ok(saved > 0 && saved < 1, `cache savings ${saved}`)
   const errorShare = panel('corral-business.json', 'Error share')[0]!.value
   t.ok(errorShare > 0 && errorShare < 1, `error share ${errorShare}`)
+  const perKey = byLabel(panel('corral-business.json', 'Requests per API key'), 'key')
+  t.same(Object.keys(perKey), ['anonymous'], 'auth is off: every request is anonymous')
+  t.ok(perKey.anonymous! > 0, 'requests per second of the anonymous key')
 })

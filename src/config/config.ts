@@ -6,6 +6,9 @@ import type { LOG_LEVELS, ConfigFile, CACHE_LAYERS, INFERENCE_POLICIES } from '.
 import { parseHostPort } from './schema.js'
 import { parseDuration, parseSize } from './units.js'
 import type { PolicyName } from '../balancer/policies.js'
+import { compileAuth, type AuthConfig } from './auth-config.js'
+
+export type { AuthConfig, ApiKeyConfig, JwtConfig, KeyLimits } from './auth-config.js'
 
 export interface InstanceConfig {
   /** Unique; host:port of the url unless configured. */
@@ -117,6 +120,8 @@ export interface Config {
     /** A second address that serves `GET /metrics` too (`listen`); undefined: none. Default none. */
     readonly listen: { readonly host: string; readonly port: number } | undefined
   }
+  /** Authentication, admin scope and per-key limits (`auth`). Off by default. */
+  readonly auth: AuthConfig
   readonly balancer: BalancerConfig
   readonly health: HealthConfig
   readonly proxy: {
@@ -183,6 +188,7 @@ export function compileConfig(file: ConfigFile): Config {
       enabled: file.metrics.enabled,
       listen: file.metrics.listen == null ? undefined : parseHostPort(file.metrics.listen)!,
     },
+    auth: compileAuth(file.auth),
     balancer: {
       policy: file.balancer.policy,
       maxQueue: file.balancer.max_queue,

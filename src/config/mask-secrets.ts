@@ -2,7 +2,7 @@ import type { ConfigFile } from './schema.js'
 
 const MASK = '***'
 
-/** A copy of the effective config that is safe to print: passwords in URLs are masked. */
+/** A copy of the effective config that is safe to print: passwords in URLs, API keys and the JWT secret are masked. */
 export function maskSecrets(config: ConfigFile): ConfigFile {
   const copy = structuredClone(config)
   if (copy.redis) {
@@ -10,6 +10,8 @@ export function maskSecrets(config: ConfigFile): ConfigFile {
     if (copy.redis.cluster != null) copy.redis.cluster = copy.redis.cluster.map(maskUrlPassword)
     if (copy.redis.password != null) copy.redis.password = MASK
   }
+  for (const key of copy.auth.keys) if (key.key !== undefined) key.key = MASK
+  if (copy.auth.jwt?.secret != null) copy.auth.jwt.secret = MASK
   return copy
 }
 

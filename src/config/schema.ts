@@ -7,6 +7,7 @@
 import { z } from 'zod'
 import { parseDuration, parseSize } from './units.js'
 import { policyNames } from '../balancer/policies.js'
+import { authSchema } from './auth-schema.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -261,6 +262,7 @@ export const configSchema = z
       })
       .prefault({})
       .meta({ description: 'Prometheus metrics.' }),
+    auth: authSchema,
     balancer: z
       .strictObject({
         policy: z

@@ -11,19 +11,19 @@ export class LabelChildren<C> {
   readonly #depth: number
   readonly #create: (values: string[]) => C
 
-  /** `depth`: the metric's label count (1 to 5); `create` makes the child for these label values. */
+  /** `depth`: the metric's label count (1 to 6); `create` makes the child for these label values. */
   constructor(depth: number, create: (values: string[]) => C) {
-    if (depth < 1 || depth > 5) throw new RangeError(`label count must be 1 to 5, got ${depth}`)
+    if (depth < 1 || depth > 6) throw new RangeError(`label count must be 1 to 6, got ${depth}`)
     this.#depth = depth
     this.#create = create
   }
 
   /** The child for these label values, in the metric's label order (unused trailing ones are ignored). */
-  get(a: string, b = '', c = '', d = '', e = ''): C {
+  get(a: string, b = '', c = '', d = '', e = '', f = ''): C {
     let node = this.#root
     const last = this.#depth - 1
     for (let i = 0; i < last; i++) {
-      const key = i === 0 ? a : i === 1 ? b : i === 2 ? c : d
+      const key = i === 0 ? a : i === 1 ? b : i === 2 ? c : i === 3 ? d : e
       let next = node.get(key) as Node<C> | undefined
       if (next === undefined) {
         next = new Map()
@@ -31,10 +31,10 @@ export class LabelChildren<C> {
       }
       node = next
     }
-    const key = last === 0 ? a : last === 1 ? b : last === 2 ? c : last === 3 ? d : e
+    const key = last === 0 ? a : last === 1 ? b : last === 2 ? c : last === 3 ? d : last === 4 ? e : f
     let child = node.get(key) as C | undefined
     if (child === undefined) {
-      child = this.#create([a, b, c, d, e].slice(0, this.#depth))
+      child = this.#create([a, b, c, d, e, f].slice(0, this.#depth))
       node.set(key, child)
     }
     return child

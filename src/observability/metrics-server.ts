@@ -5,11 +5,20 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { pathnameOf } from '../proxy/routes.js'
 import type { Metrics } from './metrics.js'
+import type { Authenticator } from '../auth/authenticator.js'
 
-export function createMetricsServer(metrics: Metrics): Server {
+export function createMetricsServer(metrics: Metrics, auth?: Authenticator): Server {
   const server = createServer((req, res) => {
     const isRead = req.method === 'GET' || req.method === 'HEAD'
-    if (isRead && pathnameOf(req.url ?? '/') === '/metrics') return void answerMetrics(req, res, metrics)
+    if (isRead && pathnameOf(req.url ?? '/') === '/metrics') {
+      // The same rule as on the main listener: an admin key, unless auth.metrics_open.
+      if (auth?.enabled === true) {
+        return void auth.admit(req, res, '/metrics').then((principal) => {
+          if (principal !== undefined) void answerMetrics(req, res, metrics)
+        })
+      }
+      return void answerMetrics(req, res, metrics)
+    }
     const body = JSON.stringify({ error: 'not found: this address serves GET /metrics only' })
     res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
     res.end(body)

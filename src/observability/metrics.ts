@@ -11,9 +11,12 @@
  *   instances and the cache, which already keep them.
  *
  * Every label value comes from a bounded set: instance names (config), route names (constants),
- * model names discovery has seen (else `other`), status classes, cache outcomes and layers.
+ * model names discovery has seen (else `other`), status classes, cache outcomes and layers, key
+ * names (config, or the first 100 JWT names, then `other`).
  */
 import { Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-client'
+import type { AuthFailureReason } from '../auth/authenticator.js'
+import type { LimitName } from '../auth/limiter.js'
 import type { AttemptReport, Balancer } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
 import type { OllamaCache } from '../cache/ollama-cache.js'
@@ -55,6 +58,8 @@ export class Metrics {
   readonly #tokensPerSecond: LabelChildren<HistogramCell>
   readonly #doneReasons: LabelChildren<CounterCell>
   readonly #errors: LabelChildren<CounterCell>
+  readonly #authFailures: LabelChildren<CounterCell>
+  readonly #rateLimited: LabelChildren<CounterCell>
 
   constructor(registry: Registry, sources: MetricsSources) {
     this.registry = registry
@@ -70,8 +75,8 @@ export class Metrics {
 
     this.#requests = new CellCounter({
       name: 'corral_requests_total',
-      help: 'Client requests answered, by route, model (discovered names only, else other), instance (none: not forwarded), status class and cache outcome.',
-      labelNames: ['route', 'model', 'instance', 'status_class', 'cache'],
+      help: 'Client requests answered, by route, model (discovered names only, else other), instance (none: not forwarded), status class, cache outcome and API key name (anonymous: auth off).',
+      labelNames: ['route', 'model', 'instance', 'status_class', 'cache', 'key'],
       registry,
     }).children()
     this.#duration = new CellHistogram({
@@ -116,6 +121,19 @@ export class Metrics {
       registry,
     }).children()
     balancer.onAttemptFailure((instance, kind) => this.#instanceError(instance, kind))
+    this.#authFailures = new CellCounter({
+      name: 'corral_auth_failures_total',
+      help: 'Requests refused by auth: missing key, invalid key or token, expired token, forbidden (a plain key on an admin route).',
+      labelNames: ['reason'],
+      registry,
+    }).children()
+    this.#rateLimited = new CellCounter({
+      name: 'corral_rate_limited_total',
+      help: 'Requests refused with 429 by a per-key limit (rpm or concurrency), by key name.',
+      labelNames: ['key', 'limit'],
+      registry,
+    }).children()
+
     const ejections = new CellCounter({
       name: 'corral_instance_ejections_total',
       help: 'Times an instance was ejected by passive health (failures in a row).',
@@ -182,7 +200,7 @@ export class Metrics {
     const code = ex.clientGone && !ex.res.headersSent ? 499 : ex.res.statusCode
     const status = STATUS_CLASSES[Math.floor(code / 100)] ?? 'other'
     const instance = ex.instance?.name ?? 'none'
-    this.#requests.get(route, this.#modelLabel(ex.modelKey), instance, status, cache).inc()
+    this.#requests.get(route, this.#modelLabel(ex.modelKey), instance, status, cache, ex.keyLabel).inc()
     this.#duration.get(route, cache).observe((endedAt - ex.startedAt) / 1000)
     if (ex.firstByteAt > 0) this.#ttfb.get(route, cache).observe((ex.firstByteAt - ex.startedAt) / 1000)
   }
@@ -199,6 +217,16 @@ export class Metrics {
     if (report.doneReason !== undefined) {
       this.#doneReasons.get(model, DONE_REASONS.has(report.doneReason) ? report.doneReason : 'other').inc()
     }
+  }
+
+  /** Counts a request refused by auth (401 or 403). */
+  recordAuthFailure(reason: AuthFailureReason): void {
+    this.#authFailures.get(reason).inc()
+  }
+
+  /** Counts a request refused by a per-key limit (429); `keyLabel` is bounded (config names, capped JWT names). */
+  recordRateLimited(keyLabel: string, limit: LimitName): void {
+    this.#rateLimited.get(keyLabel, limit).inc()
   }
 
   /** The exposition text and its content type, for `GET /metrics`. */

@@ -69,6 +69,10 @@ export class Exchange implements BalancedRequest {
   /** Ollama's eval_count and prompt_eval_count from the answer's final chunk, when read (generations). */
   tokens: number | undefined
   promptTokens: number | undefined
+  /** The caller's key name (auth), for the log; undefined while auth is off. */
+  key: string | undefined
+  /** The `key` metric label: the key name (bounded), `anonymous` while auth is off. */
+  keyLabel = 'anonymous'
   /** Why the response failed after it started, for the log. */
   error: string | undefined
 

@@ -21,6 +21,7 @@ import { routeFor } from './routes.js'
 import { canonicalModel } from '../balancer/model-name.js'
 import type { RequestWindow } from '../observability/request-window.js'
 import type { Metrics } from '../observability/metrics.js'
+import { ANONYMOUS, type Principal } from '../auth/principal.js'
 
 export interface ProxyDeps {
   balancer: Balancer
@@ -68,12 +69,19 @@ export class Proxy {
     return new Promise((resolve) => this.#idle.push(resolve))
   }
 
-  /** Handles one client request to the Ollama API (`pathname`: its path without the query). Never rejects. */
-  async handle(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
+  /**
+   * Handles one client request to the Ollama API (`pathname`: its path without the query;
+   * `principal`: who sent it, once auth admitted it). Never rejects.
+   */
+  async handle(req: IncomingMessage, res: ServerResponse, pathname: string, principal: Principal = ANONYMOUS): Promise<void> {
     const startedAt = performance.now()
     const id = acceptedRequestId(req.headers['x-request-id']) ?? newRequestId()
     const route = routeFor(pathname, req.headers['content-type'])
     const ex = new Exchange(req, res, id, route, startedAt)
+    if (principal !== ANONYMOUS) {
+      ex.key = principal.name
+      ex.keyLabel = principal.label
+    }
     res.once('close', () => {
       if (!res.writableFinished) {
         ex.clientGone = true
@@ -227,6 +235,7 @@ export class Proxy {
         tokens: ex.tokens,
         prompt_tokens: ex.promptTokens,
         client_gone: ex.clientGone || undefined,
+        key: ex.key,
         err: ex.error,
       },
       'request',

@@ -133,6 +133,7 @@ t.test('after a mixed load, /metrics counts what happened', async (t) => {
       instance: typeof l.instance === 'string' ? l.instance : 'none',
       status_class: `${Math.floor(Number(l.status) / 100)}xx`,
       cache: typeof l.cache === 'string' ? l.cache : 'none',
+      key: 'anonymous',
     }
     const key = JSON.stringify(labels)
     expected.set(key, (expected.get(key) ?? 0) + 1)
@@ -140,7 +141,7 @@ t.test('after a mixed load, /metrics counts what happened', async (t) => {
   for (const [key, n] of expected) {
     t.equal(value(samples, 'corral_requests_total', JSON.parse(key) as Record<string, string>), n, key)
   }
-  t.equal(value(samples, 'corral_requests_total', { route: 'generate', model: 'llama3.2:latest', instance: 'none', status_class: '2xx', cache: 'hit' }), 1, 'the cache hit, no instance')
+  t.equal(value(samples, 'corral_requests_total', { route: 'generate', model: 'llama3.2:latest', instance: 'none', status_class: '2xx', cache: 'hit', key: 'anonymous' }), 1, 'the cache hit, no instance')
   t.equal(sum(samples, 'corral_requests_total', { model: 'other' }), 1, 'an unknown model counts as other')
   t.notOk(labelValues(samples, 'corral_requests_total', 'model').has('no-such-model:latest'), 'no unbounded model label')
   t.equal(sum(samples, 'corral_requests_total', { status_class: '5xx' }), 1)
@@ -243,7 +244,7 @@ t.test('instance errors by kind: a stream cut mid-answer, a 429, a 503 held back
   t.equal(value(samples, 'corral_instance_errors_total', { instance: 'i0', kind: 'status_429' }), 1)
   t.equal(value(samples, 'corral_instance_errors_total', { instance: 'i0', kind: 'busy' }), 1)
   t.equal(sum(samples, 'corral_instance_errors_total'), 3)
-  t.equal(value(samples, 'corral_requests_total', { route: 'generate', model: 'llama3.2:latest', instance: 'i0', status_class: '4xx', cache: 'bypass' }), 1)
+  t.equal(value(samples, 'corral_requests_total', { route: 'generate', model: 'llama3.2:latest', instance: 'i0', status_class: '4xx', cache: 'bypass', key: 'anonymous' }), 1)
 })
 
 t.test('corral_redis_up follows the Redis store', async (t) => {

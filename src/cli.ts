@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { Command, Option } from 'commander'
 import { stringify } from 'yaml'
 import { ConfigError, loadConfig, type ConfigFlags } from './config/load-config.js'
+import { ConfigWatcher } from './config/config-watcher.js'
 import { maskSecrets } from './config/mask-secrets.js'
 import { LOG_LEVELS } from './config/schema.js'
 import { createCorral } from './index.js'
@@ -21,6 +22,8 @@ Examples:
   $ corral --config config/corral.yaml
   $ corral --listen 0.0.0.0:11434 --instances http://gpu1:11434,http://gpu2:11434
   $ corral check-config config/corral.yaml   # print the effective config, or every problem
+  $ corral --config corral.yaml --watch      # apply edits to corral.yaml as they are saved
+  $ kill -HUP <pid>                          # reload corral.yaml now (or POST /api/admin/reload)
 
 Then point any Ollama client at corral:
   $ OLLAMA_HOST=http://127.0.0.1:11435 ollama run llama3.2
@@ -30,6 +33,7 @@ Environment: CORRAL_CONFIG, CORRAL_LISTEN, CORRAL_INSTANCES, CORRAL_REDIS_URL, C
 
 interface ServeOptions extends ConfigFlags {
   config?: string
+  watch?: boolean
 }
 
 function reportConfigError(err: unknown): never {
@@ -47,7 +51,14 @@ async function serve(options: ServeOptions): Promise<void> {
   } catch (err) {
     reportConfigError(err)
   }
-  const corral = createCorral(loaded.config)
+  const file = loaded.file
+  if (options.watch === true && file === undefined) {
+    process.stderr.write('corral: --watch needs a config file (--config or CORRAL_CONFIG)\n')
+    process.exit(EXIT_INVALID_CONFIG)
+  }
+  // A reload reads the same file, environment and flags again.
+  const configSource = { file, load: () => loadConfig({ file, env: process.env, flags: options }).config }
+  const corral = createCorral(loaded.config, { configSource })
   try {
     await corral.listen()
   } catch (err) {
@@ -57,8 +68,17 @@ async function serve(options: ServeOptions): Promise<void> {
     process.stderr.write(`corral: cannot listen on ${host}:${port}: ${why}\n`)
     process.exit(1)
   }
+  const watcher =
+    options.watch === true && file !== undefined
+      ? new ConfigWatcher(file, () => corral.reloadFromSource('watch'), {
+          onError: (err) => corral.logger.error({ err, file }, 'config watch failed: reload with SIGHUP'),
+        })
+      : undefined
+  if (watcher !== undefined) corral.logger.info({ file }, 'watching the config file')
+  process.on('SIGHUP', () => corral.reloadFromSource('SIGHUP'))
   let signals = 0
   const stop = (signal: NodeJS.Signals): void => {
+    watcher?.close()
     if (++signals > 1) {
       corral.logger.warn({ signal }, 'second signal: exiting at once')
       process.exit(1)
@@ -101,6 +121,7 @@ export function buildProgram(): Command {
     .option('-i, --instances <urls>', 'comma-separated Ollama origins (env CORRAL_INSTANCES)')
     .option('--redis <url>', 'Redis URL for the shared cache (env CORRAL_REDIS_URL)')
     .addOption(new Option('--log-level <level>', 'log level (env CORRAL_LOG_LEVEL; default info)').choices(LOG_LEVELS))
+    .option('-w, --watch', 'reload the config file when it changes (SIGHUP always reloads it)')
     .addHelpText('after', EXAMPLES)
     .action((options: ServeOptions) => serve(options))
 

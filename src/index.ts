@@ -7,6 +7,7 @@ import type { Server } from 'node:http'
 import { Registry } from 'prom-client'
 import type { AddressInfo } from 'node:net'
 import { Balancer } from './balancer/balancer.js'
+import type { Instance } from './balancer/instance.js'
 import { HealthChecker } from './balancer/health-checker.js'
 import { ModelDiscovery } from './balancer/model-discovery.js'
 import { Readiness } from './balancer/readiness.js'
@@ -15,6 +16,9 @@ import { createCache } from './cache/create-cache.js'
 import type { OllamaCache } from './cache/ollama-cache.js'
 import type { RequestCache } from './cache/request-cache.js'
 import type { Config } from './config/config.js'
+import { ConfigError } from './config/load-config.js'
+import { planReload } from './config/reload-plan.js'
+import type { ConfigSource, ReloadListener, ReloadResult } from './config/reload-result.js'
 import { loadBalancerStats } from './observability/load-balancer-stats.js'
 import { createLogger, flushLogger, type Logger } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
@@ -27,6 +31,8 @@ import { createHttpServer } from './server.js'
 export type { Config } from './config/config.js'
 export { loadConfig, ConfigError } from './config/load-config.js'
 
+export type { ConfigSource, ReloadListener, ReloadResult } from './config/reload-result.js'
+
 export interface CorralDeps {
   logger?: Logger
   /** Replaces the cache built from the configuration (and its own routes). */
@@ -37,9 +43,12 @@ export interface CorralDeps {
   digestOf?: (model: string) => string | undefined
   /** The registry metrics are created on (default: a new one per corral; never the global one). */
   registry?: Registry
+  /** Where `reloadFromSource` reads the configuration again; without it, only `reload(config)` works. */
+  configSource?: ConfigSource
 }
 
 export interface Corral {
+  /** The configuration running now (a reload replaces it). */
   readonly config: Config
   readonly server: Server
   readonly balancer: Balancer
@@ -59,6 +68,22 @@ export interface Corral {
    */
   discovered(): Promise<void>
   /**
+   * Applies `next` at once, without dropping a request: instances added, removed (drained),
+   * re-weighted; balancer, health, cache, proxy and server timeouts and the log level changed.
+   * Settings that need a restart keep their running values and are listed in the result.
+   * Logs one line and counts the reload in the metrics.
+   */
+  reload(next: Config, trigger?: string): ReloadResult
+  /**
+   * Reads the configuration again from `deps.configSource` and applies it; an invalid one is
+   * logged (error level, every problem) and counted, and the running one kept. Never throws.
+   */
+  reloadFromSource(trigger: string): ReloadResult
+  /** Subscribes to applied reloads (other parts that hold configuration: auth keys, limits). */
+  onReload(listener: ReloadListener): void
+  /** Resolves once every instance removed by a reload has finished its requests and closed its pool. */
+  retired(): Promise<void>
+  /**
    * Graceful stop: stops accepting, lets requests in flight (streams too) finish for up to
    * `drainTimeoutMs`, then closes every connection and pool. Idempotent.
    */
@@ -68,8 +93,9 @@ export interface Corral {
 export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
   const logger = deps.logger ?? createLogger(config.logLevel)
   const balancer = new Balancer(config, { logger })
-  const health = new HealthChecker(balancer.instances, config.health)
-  const discovery = new ModelDiscovery(balancer.instances, config.health, logger)
+  const fleet = (): readonly Instance[] => balancer.instances
+  const health = new HealthChecker(fleet, config.health)
+  const discovery = new ModelDiscovery(fleet, config.health, logger)
   // A recovered instance may have changed its models while it was away.
   balancer.onHealthChange((instance, _from, to) => {
     if (to === 'healthy') void discovery.refresh(instance)
@@ -97,8 +123,10 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
   const metricsServer = metrics !== undefined && config.metrics.listen !== undefined ? createMetricsServer(metrics) : undefined
   let metricsUrl: string | undefined
   const proxy = new Proxy({ balancer, cache: deps.cache ?? built!.cache, logger, config: config.proxy, window, views, metrics })
-  const readiness = new Readiness(balancer.instances)
+  const readiness = new Readiness(fleet)
   let draining = false
+  let current = config
+  const reloadListeners: ReloadListener[] = []
   const server = createHttpServer(config.server, {
     proxy,
     readiness,
@@ -106,8 +134,66 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     draining: () => draining,
     loadBalancerStats: () => loadBalancerStats(balancer, window),
     metrics,
+    reload: () => reloadFromSource('POST /api/admin/reload'),
   })
   let closing: Promise<void> | undefined
+
+  function reload(next: Config, trigger = 'api'): ReloadResult {
+    if (closing !== undefined) return { status: 'unavailable', error: 'corral is shutting down' }
+    const prev = current
+    const plan = planReload(prev, next)
+    const applied = plan.applied
+    // Everything below is synchronous: no request sees part of the old and part of the new.
+    const change = balancer.reconfigure(applied)
+    health.reconfigure(applied.health)
+    discovery.reconfigure(applied.health)
+    for (const instance of change.added) {
+      if (health.started) void health.check(instance)
+      if (discovery.started) void discovery.refresh(instance)
+    }
+    views.reconfigure(applied.proxy)
+    proxy.reconfigure(applied.proxy)
+    built?.cache.reconfigure(applied.cache)
+    server.headersTimeout = applied.server.headersTimeoutMs
+    server.requestTimeout = applied.server.requestTimeoutMs
+    server.keepAliveTimeout = applied.server.keepAliveTimeoutMs
+    logger.level = applied.logLevel
+    current = applied
+    for (const listener of reloadListeners) {
+      try {
+        listener(applied, prev)
+      } catch (err) {
+        logger.error({ err }, 'reload listener failed')
+      }
+    }
+    metrics?.recordReload('ok')
+    const fields = { trigger, changes: plan.changes, restart_required: plan.restartRequired }
+    if (plan.restartRequired.length > 0) {
+      logger.warn(fields, `config reloaded; needs a restart to apply: ${plan.restartRequired.join(', ')}`)
+    } else {
+      logger.info(fields, plan.changes.length === 0 ? 'config reloaded: no changes' : 'config reloaded')
+    }
+    return { status: 'reloaded', changes: plan.changes, restartRequired: plan.restartRequired }
+  }
+
+  function reloadFromSource(trigger: string): ReloadResult {
+    const source = deps.configSource
+    if (source?.file === undefined || closing !== undefined) {
+      const error = closing !== undefined ? 'corral is shutting down' : 'corral was started without a config file: there is nothing to reload'
+      logger.warn({ trigger }, `config reload refused: ${error}`)
+      return { status: 'unavailable', error }
+    }
+    let next: Config
+    try {
+      next = source.load()
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems : [err instanceof Error ? err.message : String(err)]
+      metrics?.recordReload('invalid')
+      logger.error({ trigger, file: source.file, problems }, `config reload rejected, running config kept: ${problems.join('; ')}`)
+      return { status: 'invalid', error: `invalid config in ${source.file}: ${problems.join('; ')}`, problems }
+    }
+    return reload(next, trigger)
+  }
 
   async function drain(timeoutMs: number): Promise<void> {
     draining = true
@@ -133,7 +219,9 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
   }
 
   return {
-    config,
+    get config() {
+      return current
+    },
     server,
     balancer,
     proxy,
@@ -169,7 +257,15 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     discovered() {
       return discovery.firstRound()
     },
-    close(drainTimeoutMs = config.server.drainTimeoutMs) {
+    reload,
+    reloadFromSource,
+    onReload(listener) {
+      reloadListeners.push(listener)
+    },
+    retired() {
+      return balancer.retired()
+    },
+    close(drainTimeoutMs = current.server.drainTimeoutMs) {
       closing ??= drain(drainTimeoutMs)
       return closing
     },

@@ -144,6 +144,7 @@ export class Balancer {
   reconfigure(config: Config): FleetChange {
     const before = new Map(this.#instances.map((i) => [i.name, i]))
     const poolChanged = !samePoolOptions(this.#poolOptions, poolOptionsOf(config))
+    const policyChanged = config.balancer.policy !== this.#config.policy || config.balancer.coldModelPenaltyMs !== this.#config.coldModelPenaltyMs
     this.#config = config.balancer
     this.#poolOptions = poolOptionsOf(config)
     this.#rules = rulesOf(config)
@@ -169,10 +170,14 @@ export class Balancer {
       removed.push(gone)
       this.#retire(gone)
     }
+    const fleetChanged = added.length > 0 || removed.length > 0
     this.#instances = Object.freeze(next)
-    this.#eligible = new Uint8Array(next.length)
-    this.#fallback = new RoundRobinPolicy(next.length)
-    this.#policy = this.#newPolicy()
+    if (fleetChanged) {
+      // Per-instance state is indexed by position, which just changed: start it afresh.
+      this.#eligible = new Uint8Array(next.length)
+      this.#fallback = new RoundRobinPolicy(next.length)
+    }
+    if (fleetChanged || policyChanged) this.#policy = this.#newPolicy()
     for (const [key, instance] of this.#affinity) if (instance.retired) this.#affinity.delete(key)
     if (this.#queue.length > 0) this.#drain()
     return { added, removed }

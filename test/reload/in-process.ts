@@ -21,8 +21,11 @@ import { waitFor } from '../fixtures/wait-for.js'
 const GENERATE = { model: 'llama3.2', prompt: 'Why is the sky blue?', stream: false }
 const dir = mkdtempSync(join(tmpdir(), 'corral-reload-'))
 
+/** Instances by name: a url, or a url with settings. */
+type Fleet = Record<string, string | { url: string; weight?: number; max_concurrency?: number }>
+
 /** A compiled config as startCorral builds it, with named instances. */
-function configOf(instances: Record<string, string | { url: string; weight?: number; max_concurrency?: number }>, extra: Record<string, unknown> = {}): Config {
+function configOf(instances: Fleet, extra: Record<string, unknown> = {}): Config {
   return configFromObject({
     listen: '127.0.0.1:0',
     log: { level: 'info' },
@@ -31,7 +34,7 @@ function configOf(instances: Record<string, string | { url: string; weight?: num
   }).config
 }
 
-const named = (instances: Record<string, string | { url: string; weight?: number; max_concurrency?: number }>): unknown[] =>
+const named = (instances: Fleet): unknown[] =>
   Object.entries(instances).map(([name, v]) => (typeof v === 'string' ? { name, url: v } : { name, ...v }))
 
 async function fakes(n: number, options: Parameters<typeof startFakeOllama>[0] = {}): Promise<FakeOllama[]> {
@@ -147,6 +150,24 @@ t.test('a changed url is a new instance under the same name', async (t) => {
   t.equal(a!.count('/api/generate'), 0)
 })
 
+t.test('new pool options replace the pools; a stream on the old pool finishes', async (t) => {
+  const [a] = await fakes(1, { tokens: 20, tokenDelayMs: 20 })
+  const { corral, url } = await startCorral(t, [], { instances: named({ a: a!.url }) })
+  const instance = corral.balancer.instances[0]!
+  const oldPool = instance.pool
+  const res = await request(`${url}/api/generate`, { method: 'POST', body: JSON.stringify({ model: 'llama3.2', prompt: 'long' }) })
+  await a!.waitForRequests(1, '/api/generate')
+  const result = corral.reload(configOf({ a: a!.url }, { proxy: { connections_per_instance: 4, connect_timeout: '2s' } }))
+  t.same(result.status === 'reloaded' && result.changes, ['proxy.connectTimeoutMs: 5000 -> 2000', 'proxy.connectionsPerInstance: 128 -> 4'])
+  t.equal(corral.balancer.instances[0], instance, 'the same instance')
+  t.not(instance.pool, oldPool, 'with a new pool')
+  t.ok(oldPool.closed, 'the old one is closing')
+  t.equal((await send(url, 'POST', '/api/generate', GENERATE)).status, 200, 'new requests use the new pool')
+  const lines = ndjson(await res.body.text())
+  t.equal(lines.length, 21)
+  t.equal(lines.at(-1)!.done, true, 'the stream on the old pool completed')
+})
+
 t.test('settings that need a restart are kept and reported; the rest applies', async (t) => {
   const [a] = await fakes(1)
   const { corral, url, logs } = await startCorral(t, [], { instances: named({ a: a!.url }) })
@@ -234,7 +255,7 @@ t.test('an invalid file is rejected with one error line; the running config keep
 
 t.test('a burst of requests across reloads: none lost, none sent twice', async (t) => {
   const [a, b, c] = await fakes(3, { tokens: 6, tokenDelayMs: 3 })
-  const fleets = [
+  const fleets: Fleet[] = [
     { a: a!.url, b: b!.url },
     { a: a!.url },
     { b: b!.url, c: c!.url },

@@ -39,8 +39,8 @@ async function serve(t: Test, args: string[]): Promise<Served> {
   })
   const lines: Line[] = []
   let stderr = ''
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-  createInterface({ input: child.stdout! }).on('line', (l) => lines.push(JSON.parse(l) as Line))
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  createInterface({ input: child.stdout }).on('line', (l) => lines.push(JSON.parse(l) as Line))
   const line = (what: string, match: (l: Line) => boolean, from = 0): Promise<Line> =>
     waitFor(what, () => {
       if (child.exitCode !== null) throw new Error(`corral exited (${child.exitCode}): ${stderr}`)

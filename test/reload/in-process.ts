@@ -150,6 +150,17 @@ t.test('a changed url is a new instance under the same name', async (t) => {
   t.equal(a!.count('/api/generate'), 0)
 })
 
+t.test('a shorter health interval restarts the checks on the new interval', async (t) => {
+  const [a] = await fakes(1)
+  const { corral } = await startCorral(t, [], { instances: named({ a: a!.url }) })
+  const checks = (): number => a!.background.filter((r) => r.path === '/api/version').length
+  await a!.waitUntil(() => checks() >= 1)
+  corral.reload(configOf({ a: a!.url }, { health: { interval: '1s' } }))
+  // With the start-up interval (30 s) no second check would come within the deadline.
+  await waitFor('two more health checks', () => checks() >= 3, 10_000)
+  t.ok(checks() >= 3)
+})
+
 t.test('new pool options replace the pools; a stream on the old pool finishes', async (t) => {
   const [a] = await fakes(1, { tokens: 20, tokenDelayMs: 20 })
   const { corral, url } = await startCorral(t, [], { instances: named({ a: a!.url }) })

@@ -16,8 +16,6 @@ import { createCache } from './cache/create-cache.js'
 import type { OllamaCache } from './cache/ollama-cache.js'
 import type { RequestCache } from './cache/request-cache.js'
 import type { Config } from './config/config.js'
-import { ConfigError } from './config/load-config.js'
-import { planReload } from './config/reload-plan.js'
 import type { ConfigSource, ReloadListener, ReloadResult } from './config/reload-result.js'
 import { loadBalancerStats } from './observability/load-balancer-stats.js'
 import { createLogger, flushLogger, type Logger } from './observability/logger.js'
@@ -26,6 +24,7 @@ import { createMetricsServer } from './observability/metrics-server.js'
 import { RequestWindow } from './observability/request-window.js'
 import { ClusterViews } from './proxy/cluster-views.js'
 import { Proxy } from './proxy/proxy.js'
+import { Reloader } from './reloader.js'
 import { createHttpServer } from './server.js'
 
 export type { Config } from './config/config.js'
@@ -125,8 +124,6 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
   const proxy = new Proxy({ balancer, cache: deps.cache ?? built!.cache, logger, config: config.proxy, window, views, metrics })
   const readiness = new Readiness(fleet)
   let draining = false
-  let current = config
-  const reloadListeners: ReloadListener[] = []
   const server = createHttpServer(config.server, {
     proxy,
     readiness,
@@ -134,69 +131,19 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     draining: () => draining,
     loadBalancerStats: () => loadBalancerStats(balancer, window),
     metrics,
-    reload: () => reloadFromSource('POST /api/admin/reload'),
+    reload: () => reloader.fromSource('POST /api/admin/reload'),
   })
   let closing: Promise<void> | undefined
 
-  function reload(next: Config, trigger = 'api'): ReloadResult {
-    if (closing !== undefined) return { status: 'unavailable', error: 'corral is shutting down' }
-    const prev = current
-    const plan = planReload(prev, next)
-    const applied = plan.applied
-    // Everything below is synchronous: no request sees part of the old and part of the new.
-    const change = balancer.reconfigure(applied)
-    health.reconfigure(applied.health)
-    discovery.reconfigure(applied.health)
-    for (const instance of change.added) {
-      if (health.started) void health.check(instance)
-      if (discovery.started) void discovery.refresh(instance)
-    }
-    views.reconfigure(applied.proxy)
-    proxy.reconfigure(applied.proxy)
-    built?.cache.reconfigure(applied.cache)
-    server.headersTimeout = applied.server.headersTimeoutMs
-    server.requestTimeout = applied.server.requestTimeoutMs
-    server.keepAliveTimeout = applied.server.keepAliveTimeoutMs
-    logger.level = applied.logLevel
-    current = applied
-    for (const listener of reloadListeners) {
-      try {
-        listener(applied, prev)
-      } catch (err) {
-        logger.error({ err }, 'reload listener failed')
-      }
-    }
-    metrics?.recordReload('ok')
-    const fields = { trigger, changes: plan.changes, restart_required: plan.restartRequired }
-    if (plan.restartRequired.length > 0) {
-      logger.warn(fields, `config reloaded; needs a restart to apply: ${plan.restartRequired.join(', ')}`)
-    } else {
-      logger.info(fields, plan.changes.length === 0 ? 'config reloaded: no changes' : 'config reloaded')
-    }
-    return { status: 'reloaded', changes: plan.changes, restartRequired: plan.restartRequired }
-  }
-
-  function reloadFromSource(trigger: string): ReloadResult {
-    const source = deps.configSource
-    if (source?.file === undefined || closing !== undefined) {
-      const error = closing !== undefined ? 'corral is shutting down' : 'corral was started without a config file: there is nothing to reload'
-      logger.warn({ trigger }, `config reload refused: ${error}`)
-      return { status: 'unavailable', error }
-    }
-    let next: Config
-    try {
-      next = source.load()
-    } catch (err) {
-      const problems = err instanceof ConfigError ? err.problems : [err instanceof Error ? err.message : String(err)]
-      metrics?.recordReload('invalid')
-      logger.error({ trigger, file: source.file, problems }, `config reload rejected, running config kept: ${problems.join('; ')}`)
-      return { status: 'invalid', error: `invalid config in ${source.file}: ${problems.join('; ')}`, problems }
-    }
-    return reload(next, trigger)
-  }
+  const reloader = new Reloader(
+    config,
+    { balancer, health, discovery, views, proxy, cache: built?.cache, server, logger, metrics },
+    deps.configSource,
+  )
 
   async function drain(timeoutMs: number): Promise<void> {
     draining = true
+    reloader.stop()
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
     const metricsStopped = metricsServer?.listening === true ? new Promise<void>((resolve) => metricsServer.close(() => resolve())) : undefined
     metricsServer?.closeAllConnections()
@@ -220,7 +167,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
 
   return {
     get config() {
-      return current
+      return reloader.current
     },
     server,
     balancer,
@@ -257,15 +204,19 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     discovered() {
       return discovery.firstRound()
     },
-    reload,
-    reloadFromSource,
+    reload(next, trigger) {
+      return reloader.apply(next, trigger)
+    },
+    reloadFromSource(trigger) {
+      return reloader.fromSource(trigger)
+    },
     onReload(listener) {
-      reloadListeners.push(listener)
+      reloader.onReload(listener)
     },
     retired() {
       return balancer.retired()
     },
-    close(drainTimeoutMs = current.server.drainTimeoutMs) {
+    close(drainTimeoutMs = reloader.current.server.drainTimeoutMs) {
       closing ??= drain(drainTimeoutMs)
       return closing
     },

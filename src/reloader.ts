@@ -75,6 +75,7 @@ export class Reloader {
       if (health.started) void health.check(instance)
       if (discovery.started) void discovery.refresh(instance)
     }
+    metrics?.trackInstances(fleet.added)
     views.reconfigure(applied.proxy)
     proxy.reconfigure(applied.proxy)
     cache?.reconfigure(applied.cache)

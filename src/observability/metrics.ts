@@ -49,6 +49,7 @@ export class Metrics {
   readonly registry: Registry
   /** Its `instances` are read at each use: a reload replaces them. */
   readonly #balancer: Balancer
+  readonly #ejections: LabelChildren<CounterCell>
   readonly #reloads: Counter
   readonly #lastReloadOk: Gauge
   readonly #lastReloadSuccess: Gauge
@@ -127,7 +128,8 @@ export class Metrics {
       registry,
     })
     const ejectionChildren = ejections.children()
-    for (const instance of balancer.instances) ejectionChildren.get(instance.name)
+    this.#ejections = ejectionChildren
+    this.trackInstances(balancer.instances)
     balancer.onHealthChange((instance, _from, to) => {
       if (to === 'ejected') ejectionChildren.get(instance.name).inc()
     })
@@ -201,6 +203,11 @@ export class Metrics {
       registers,
     })
     this.#lastReloadSuccess.set(Date.now() / 1000)
+  }
+
+  /** Creates the per-instance counters of `instances` at 0 (at start, and for instances a reload added). */
+  trackInstances(instances: readonly Instance[]): void {
+    for (const instance of instances) this.#ejections.get(instance.name)
   }
 
   /** Records one reload attempt (`at`: ms since the epoch). Not on the request path. */

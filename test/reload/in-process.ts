@@ -64,6 +64,7 @@ t.test('an added instance gets traffic at once; the stats and metrics list it', 
   await b!.waitUntil((f) => f.background.some((r) => r.path === '/api/tags'))
   const metrics = (await send(url, 'GET', '/metrics')).text
   t.match(metrics, /corral_instance_up\{instance="b"\} 1/)
+  t.match(metrics, /corral_instance_ejections_total\{instance="b"\} 0/, 'its counters start at 0')
   t.match(metrics, /corral_config_reloads_total\{result="ok"\} 1/)
   t.match(metrics, /corral_config_last_reload_successful 1/)
 })

@@ -345,11 +345,14 @@ export class Balancer {
     const resolve = this.#closers.get(instance)
     if (resolve === undefined) return
     this.#closers.delete(instance)
-    void instance.close().then(() => {
-      this.#retiring.delete(instance)
-      this.#logger.info({ instance: instance.name, url: instance.url }, 'instance removed: closed')
-      resolve()
-    })
+    void instance
+      .close()
+      .catch((err: unknown) => this.#logger.warn({ instance: instance.name, err }, 'instance removed: close failed'))
+      .then(() => {
+        this.#retiring.delete(instance)
+        this.#logger.info({ instance: instance.name, url: instance.url }, 'instance removed: closed')
+        resolve()
+      })
   }
 
   /**

@@ -123,7 +123,11 @@ export class Instance {
     const old = this.pool
     this.pool = newPool(this.url, options)
     this.#oldPools.add(old)
-    return old.close().finally(() => this.#oldPools.delete(old))
+    // Never rejects: a pool destroyed meanwhile (shutdown) is closed enough.
+    return old
+      .close()
+      .catch(() => undefined)
+      .finally(() => this.#oldPools.delete(old))
   }
 
   /** True when the instance already carries `maxConcurrency` requests. */

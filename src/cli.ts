@@ -9,6 +9,7 @@ import { stringify } from 'yaml'
 import { BENCH_DEFAULTS, BenchUsageError, parseBenchOptions, WORKLOADS, type RawBenchOptions } from './bench/bench-options.js'
 import { runBench } from './bench/run-bench.js'
 import { ConfigError, loadConfig, type ConfigFlags } from './config/load-config.js'
+import { ConfigWatcher } from './config/config-watcher.js'
 import { maskSecrets } from './config/mask-secrets.js'
 import { LOG_LEVELS } from './config/schema.js'
 
@@ -23,6 +24,8 @@ Examples:
   $ corral --listen 0.0.0.0:11434 --instances http://gpu1:11434,http://gpu2:11434
   $ corral check-config config/corral.yaml   # print the effective config, or every problem
   $ corral bench --url http://127.0.0.1:11435 --duration 30s --p95-max 2s
+  $ corral --config corral.yaml --watch      # apply edits to corral.yaml as they are saved
+  $ kill -HUP <pid>                          # reload corral.yaml now (or POST /api/admin/reload)
 
 Then point any Ollama client at corral:
   $ OLLAMA_HOST=http://127.0.0.1:11435 ollama run llama3.2
@@ -32,6 +35,7 @@ Environment: CORRAL_CONFIG, CORRAL_LISTEN, CORRAL_INSTANCES, CORRAL_REDIS_URL, C
 
 interface ServeOptions extends ConfigFlags {
   config?: string
+  watch?: boolean
 }
 
 function reportConfigError(err: unknown): never {
@@ -49,9 +53,16 @@ async function serve(options: ServeOptions): Promise<void> {
   } catch (err) {
     reportConfigError(err)
   }
+  const file = loaded.file
+  if (options.watch === true && file === undefined) {
+    process.stderr.write('corral: --watch needs a config file (--config or CORRAL_CONFIG)\n')
+    process.exit(EXIT_INVALID_CONFIG)
+  }
+  // A reload reads the same file, environment and flags again.
+  const configSource = { file, load: () => loadConfig({ file, env: process.env, flags: options }).config }
   // Loaded here, not at the top: `corral bench` and `check-config` start faster without the proxy.
   const { createCorral } = await import('./index.js')
-  const corral = createCorral(loaded.config)
+  const corral = createCorral(loaded.config, { configSource })
   try {
     await corral.listen()
   } catch (err) {
@@ -61,8 +72,17 @@ async function serve(options: ServeOptions): Promise<void> {
     process.stderr.write(`corral: cannot listen on ${host}:${port}: ${why}\n`)
     process.exit(1)
   }
+  const watcher =
+    options.watch === true && file !== undefined
+      ? new ConfigWatcher(file, () => corral.reloadFromSource('watch'), {
+          onError: (err) => corral.logger.error({ err, file }, 'config watch failed: reload with SIGHUP'),
+        })
+      : undefined
+  if (watcher !== undefined) corral.logger.info({ file }, 'watching the config file')
+  process.on('SIGHUP', () => corral.reloadFromSource('SIGHUP'))
   let signals = 0
   const stop = (signal: NodeJS.Signals): void => {
+    watcher?.close()
     if (++signals > 1) {
       corral.logger.warn({ signal }, 'second signal: exiting at once')
       process.exit(1)
@@ -134,6 +154,7 @@ export function buildProgram(): Command {
     .option('-i, --instances <urls>', 'comma-separated Ollama origins (env CORRAL_INSTANCES)')
     .option('--redis <url>', 'Redis URL for the shared cache (env CORRAL_REDIS_URL)')
     .addOption(new Option('--log-level <level>', 'log level (env CORRAL_LOG_LEVEL; default info)').choices(LOG_LEVELS))
+    .option('-w, --watch', 'reload the config file when it changes (SIGHUP always reloads it)')
     .addHelpText('after', EXAMPLES)
     .action((options: ServeOptions) => serve(options))
 

@@ -7,6 +7,7 @@ import type { Server } from 'node:http'
 import { Registry } from 'prom-client'
 import type { AddressInfo } from 'node:net'
 import { Balancer } from './balancer/balancer.js'
+import type { Instance } from './balancer/instance.js'
 import { HealthChecker } from './balancer/health-checker.js'
 import { ModelDiscovery } from './balancer/model-discovery.js'
 import { Readiness } from './balancer/readiness.js'
@@ -15,6 +16,7 @@ import { createCache } from './cache/create-cache.js'
 import type { OllamaCache } from './cache/ollama-cache.js'
 import type { RequestCache } from './cache/request-cache.js'
 import type { Config } from './config/config.js'
+import type { ConfigSource, ReloadListener, ReloadResult } from './config/reload-result.js'
 import { loadBalancerStats } from './observability/load-balancer-stats.js'
 import { createLogger, flushLogger, type Logger } from './observability/logger.js'
 import { Metrics } from './observability/metrics.js'
@@ -22,11 +24,14 @@ import { createMetricsServer } from './observability/metrics-server.js'
 import { RequestWindow } from './observability/request-window.js'
 import { ClusterViews } from './proxy/cluster-views.js'
 import { Proxy } from './proxy/proxy.js'
+import { Reloader } from './reloader.js'
 import { createHttpServer } from './server.js'
 import { Authenticator } from './auth/authenticator.js'
 
 export type { Config } from './config/config.js'
 export { loadConfig, ConfigError } from './config/load-config.js'
+
+export type { ConfigSource, ReloadListener, ReloadResult } from './config/reload-result.js'
 
 export interface CorralDeps {
   logger?: Logger
@@ -40,9 +45,12 @@ export interface CorralDeps {
   registry?: Registry
   /** Clock of the per-key minute windows, ms since the epoch (tests). Default Date.now. */
   now?: () => number
+  /** Where `reloadFromSource` reads the configuration again; without it, only `reload(config)` works. */
+  configSource?: ConfigSource
 }
 
 export interface Corral {
+  /** The configuration running now (a reload replaces it). */
   readonly config: Config
   readonly server: Server
   readonly balancer: Balancer
@@ -64,6 +72,22 @@ export interface Corral {
    */
   discovered(): Promise<void>
   /**
+   * Applies `next` at once, without dropping a request: instances added, removed (drained),
+   * re-weighted; balancer, health, cache, proxy and server timeouts and the log level changed.
+   * Settings that need a restart keep their running values and are listed in the result.
+   * Logs one line and counts the reload in the metrics.
+   */
+  reload(next: Config, trigger?: string): ReloadResult
+  /**
+   * Reads the configuration again from `deps.configSource` and applies it; an invalid one is
+   * logged (error level, every problem) and counted, and the running one kept. Never throws.
+   */
+  reloadFromSource(trigger: string): ReloadResult
+  /** Subscribes to applied reloads (other parts that hold configuration: auth keys, limits). */
+  onReload(listener: ReloadListener): void
+  /** Resolves once every instance removed by a reload has finished its requests and closed its pool. */
+  retired(): Promise<void>
+  /**
    * Graceful stop: stops accepting, lets requests in flight (streams too) finish for up to
    * `drainTimeoutMs`, then closes every connection and pool. Idempotent.
    */
@@ -73,8 +97,9 @@ export interface Corral {
 export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
   const logger = deps.logger ?? createLogger(config.logLevel)
   const balancer = new Balancer(config, { logger })
-  const health = new HealthChecker(balancer.instances, config.health)
-  const discovery = new ModelDiscovery(balancer.instances, config.health, logger)
+  const fleet = (): readonly Instance[] => balancer.instances
+  const health = new HealthChecker(fleet, config.health)
+  const discovery = new ModelDiscovery(fleet, config.health, logger)
   // A recovered instance may have changed its models while it was away.
   balancer.onHealthChange((instance, _from, to) => {
     if (to === 'healthy') void discovery.refresh(instance)
@@ -103,7 +128,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
   const metricsServer = metrics !== undefined && config.metrics.listen !== undefined ? createMetricsServer(metrics, auth) : undefined
   let metricsUrl: string | undefined
   const proxy = new Proxy({ balancer, cache: deps.cache ?? built!.cache, logger, config: config.proxy, window, views, metrics })
-  const readiness = new Readiness(balancer.instances)
+  const readiness = new Readiness(fleet)
   let draining = false
   const server = createHttpServer(config.server, {
     proxy,
@@ -113,11 +138,19 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     loadBalancerStats: () => loadBalancerStats(balancer, window),
     metrics,
     auth,
+    reload: () => reloader.fromSource('POST /api/admin/reload'),
   })
   let closing: Promise<void> | undefined
 
+  const reloader = new Reloader(
+    config,
+    { balancer, health, discovery, views, proxy, cache: built?.cache, server, logger, metrics, auth },
+    deps.configSource,
+  )
+
   async function drain(timeoutMs: number): Promise<void> {
     draining = true
+    reloader.stop()
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
     const metricsStopped = metricsServer?.listening === true ? new Promise<void>((resolve) => metricsServer.close(() => resolve())) : undefined
     metricsServer?.closeAllConnections()
@@ -141,7 +174,9 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
   }
 
   return {
-    config,
+    get config() {
+      return reloader.current
+    },
     server,
     balancer,
     proxy,
@@ -178,7 +213,19 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     discovered() {
       return discovery.firstRound()
     },
-    close(drainTimeoutMs = config.server.drainTimeoutMs) {
+    reload(next, trigger) {
+      return reloader.apply(next, trigger)
+    },
+    reloadFromSource(trigger) {
+      return reloader.fromSource(trigger)
+    },
+    onReload(listener) {
+      reloader.onReload(listener)
+    },
+    retired() {
+      return balancer.retired()
+    },
+    close(drainTimeoutMs = reloader.current.server.drainTimeoutMs) {
       closing ??= drain(drainTimeoutMs)
       return closing
     },

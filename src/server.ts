@@ -8,6 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Config } from './config/config.js'
+import type { ReloadResult } from './config/reload-result.js'
 import type { Readiness } from './balancer/readiness.js'
 import type { CacheRoutes } from './cache/cache-routes.js'
 import type { Proxy } from './proxy/proxy.js'
@@ -30,9 +31,13 @@ export interface ServerParts {
   metrics: Metrics | undefined
   /** Admits every request first while auth is on; undefined: no auth at all. */
   auth?: Authenticator | undefined
+  /** `POST /api/admin/reload`: reads the configuration again and applies it; undefined: no such route. */
+  reload?: (() => ReloadResult) | undefined
 }
 
 const OLLAMA_IS_RUNNING = 'Ollama is running'
+const RELOAD_PATH = '/api/admin/reload'
+const JSON_TYPE = 'application/json; charset=utf-8'
 
 export function createHttpServer(config: Config['server'], parts: ServerParts): Server {
   const server = createServer(
@@ -70,6 +75,7 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
       return answer(res, req, 200, 'application/json; charset=utf-8', JSON.stringify(parts.loadBalancerStats()))
     }
     if (isRead && path === '/metrics' && parts.metrics !== undefined) return void answerMetrics(req, res, parts.metrics)
+    if (path === RELOAD_PATH && parts.reload !== undefined) return answerReload(req, res, parts.reload)
     if (parts.cacheRoutes?.owns(path)) return void parts.cacheRoutes.handle(req, res, path)
     void parts.proxy.handle(req, res, path, principal)
   }
@@ -78,6 +84,23 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
 function answer(res: ServerResponse, req: IncomingMessage, status: number, type: string, body: string): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) })
   res.end(req.method === 'HEAD' ? undefined : body)
+}
+
+/**
+ * `POST /api/admin/reload`: 200 with what changed; 422 when the file is invalid (the running
+ * configuration is kept); 409 when there is no file to read again or corral is stopping.
+ */
+function answerReload(req: IncomingMessage, res: ServerResponse, reload: () => ReloadResult): void {
+  if (req.method !== 'POST') {
+    res.setHeader('allow', 'POST')
+    return answer(res, req, 405, JSON_TYPE, JSON.stringify({ error: `method ${req.method ?? ''} not allowed on ${RELOAD_PATH}; use POST` }))
+  }
+  const result = reload()
+  if (result.status === 'reloaded') {
+    const body = { status: 'reloaded', changes: result.changes, restart_required: result.restartRequired }
+    return answer(res, req, 200, JSON_TYPE, JSON.stringify(body))
+  }
+  answer(res, req, result.status === 'invalid' ? 422 : 409, JSON_TYPE, JSON.stringify({ error: result.error }))
 }
 
 async function ready(req: IncomingMessage, res: ServerResponse, readiness: Readiness): Promise<void> {

@@ -8,11 +8,11 @@
  * It owns the instances (and so their connection pools) and closes them.
  */
 import type { Logger } from 'pino'
-import type { Config } from '../config/config.js'
+import type { Config, InstanceConfig } from '../config/config.js'
 import { queueFull, queueTimeout, type InstanceErrorKind } from '../proxy/errors.js'
 import { AdmissionQueue, type Waiter } from './admission-queue.js'
 import type { HealthStateName } from './health-state.js'
-import { Instance, type WorkKind } from './instance.js'
+import { Instance, type InstanceRules, type PoolOptions, type WorkKind } from './instance.js'
 import { LoadScorePolicy } from './load-score.js'
 import { canonicalModel } from './model-name.js'
 import { policies } from './policies.js'
@@ -62,6 +62,14 @@ export interface BalancerDeps {
   now?: () => number
 }
 
+/** What a reload did to the fleet. */
+export interface FleetChange {
+  /** New instances (new names, and new urls of existing names). */
+  readonly added: readonly Instance[]
+  /** Instances taken out of service (draining until their requests end). */
+  readonly removed: readonly Instance[]
+}
+
 /** Timing averages forget with this time constant (Finagle/Linkerd use 10 s; LLM traffic is sparser). */
 const EWMA_DECAY_MS = 30_000
 /** Answer length assumed before any has been seen, in tokens. */
@@ -71,21 +79,24 @@ const TOKENS_ALPHA = 0.05
 const AFFINITY_ENTRIES = 10_000
 
 export class Balancer {
-  readonly instances: readonly Instance[]
-  readonly policy: SelectionPolicy
   /** Attempts dispatched and failed, over all instances. */
   requests = 0
   errors = 0
-  /** Per instance: passive ejections, and health state changes of any kind. */
-  readonly ejections: number[]
-  readonly stateChanges: number[]
-  readonly #config: Config['balancer']
+  #config: Config['balancer']
   readonly #logger: Logger
   readonly #now: () => number
-  readonly #eligible: Uint8Array
-  readonly #fallback: RoundRobinPolicy
+  /** Replaced (never mutated) by a reload, so a loop over it sees one consistent fleet. */
+  #instances: readonly Instance[]
+  #policy: SelectionPolicy
+  #eligible: Uint8Array
+  #fallback: RoundRobinPolicy
+  #poolOptions: PoolOptions
+  #rules: InstanceRules
   readonly #queue = new AdmissionQueue<BalancedRequest>()
-  readonly #affinity = new Map<string, number>()
+  readonly #affinity = new Map<string, Instance>()
+  /** Instances a reload removed, until their last request ended and their pool closed. */
+  readonly #retiring = new Map<Instance, Promise<void>>()
+  readonly #closers = new Map<Instance, () => void>()
   #expectedTokens = DEFAULT_EXPECTED_TOKENS
   #healthListeners: HealthChangeListener[] = []
   #failureListeners: AttemptFailureListener[] = []
@@ -94,24 +105,82 @@ export class Balancer {
     this.#config = config.balancer
     this.#logger = deps.logger
     this.#now = deps.now ?? Date.now
-    const pool = { connectTimeoutMs: config.proxy.connectTimeoutMs, connections: config.proxy.connectionsPerInstance }
-    const rules = {
-      health: { ...config.health, slowStartMs: config.balancer.slowStartMs },
-      ewmaDecayMs: EWMA_DECAY_MS,
-      failureDecayMs: config.balancer.failureDecayMs,
-    }
-    this.ejections = config.instances.map(() => 0)
-    this.stateChanges = config.instances.map(() => 0)
-    this.instances = config.instances.map(
-      (c, i) => new Instance(i, c, pool, rules, (from, to, reason) => this.#onHealth(i, from, to, reason)),
-    )
-    this.#eligible = new Uint8Array(this.instances.length)
-    this.#fallback = new RoundRobinPolicy(this.instances.length)
-    this.policy = policies[config.balancer.policy]({
-      instanceCount: this.instances.length,
-      coldModelPenaltyMs: config.balancer.coldModelPenaltyMs,
-      expectedTokens: () => this.#expectedTokens,
+    this.#poolOptions = poolOptionsOf(config)
+    this.#rules = rulesOf(config)
+    this.#instances = Object.freeze(config.instances.map((c, i) => this.#newInstance(i, c)))
+    this.#eligible = new Uint8Array(this.#instances.length)
+    this.#fallback = new RoundRobinPolicy(this.#instances.length)
+    this.#policy = this.#newPolicy()
+  }
+
+  /** The instances that take requests now, in configuration order. */
+  get instances(): readonly Instance[] {
+    return this.#instances
+  }
+
+  /** The selection policy now (a reload that changes the fleet or the policy builds a new one). */
+  get policy(): SelectionPolicy {
+    return this.#policy
+  }
+
+  /** Per instance (in `instances` order): passive ejections. */
+  get ejections(): number[] {
+    return this.#instances.map((i) => i.ejections)
+  }
+
+  /** Per instance (in `instances` order): health state changes of any kind. */
+  get stateChanges(): number[] {
+    return this.#instances.map((i) => i.stateChanges)
+  }
+
+  /**
+   * Applies a reloaded configuration at once (synchronously, so no request sees half of it).
+   * Instances are matched by name: a new name is added; a missing one, or one whose url changed,
+   * is retired (no new request goes there; its pool closes once the requests it carries ended)
+   * and, for a new url, replaced by a fresh instance; a kept one is updated in place (weight,
+   * concurrency cap, health thresholds) and keeps what was learned of it. Requests waiting in the
+   * queue are placed again over the new fleet.
+   */
+  reconfigure(config: Config): FleetChange {
+    const before = new Map(this.#instances.map((i) => [i.name, i]))
+    const poolChanged = !samePoolOptions(this.#poolOptions, poolOptionsOf(config))
+    const policyChanged = config.balancer.policy !== this.#config.policy || config.balancer.coldModelPenaltyMs !== this.#config.coldModelPenaltyMs
+    this.#config = config.balancer
+    this.#poolOptions = poolOptionsOf(config)
+    this.#rules = rulesOf(config)
+    const now = this.#now()
+    const added: Instance[] = []
+    const removed: Instance[] = []
+    const next = config.instances.map((c, index) => {
+      const kept = before.get(c.name)
+      if (kept !== undefined && kept.url === c.url) {
+        before.delete(c.name)
+        kept.index = index
+        kept.reconfigure(c)
+        kept.health.setRules(this.#rules.health)
+        kept.penalty.setDecayMs(this.#rules.failureDecayMs, now)
+        if (poolChanged) void kept.replacePool(this.#poolOptions)
+        return kept
+      }
+      const fresh = this.#newInstance(index, c)
+      added.push(fresh)
+      return fresh
     })
+    for (const gone of before.values()) {
+      removed.push(gone)
+      this.#retire(gone)
+    }
+    const fleetChanged = added.length > 0 || removed.length > 0
+    this.#instances = Object.freeze(next)
+    if (fleetChanged) {
+      // Per-instance state is indexed by position, which just changed: start it afresh.
+      this.#eligible = new Uint8Array(next.length)
+      this.#fallback = new RoundRobinPolicy(next.length)
+    }
+    if (fleetChanged || policyChanged) this.#policy = this.#newPolicy()
+    for (const [key, instance] of this.#affinity) if (instance.retired) this.#affinity.delete(key)
+    if (this.#queue.length > 0) this.#drain()
+    return { added, removed }
   }
 
   /** Requests waiting for a free slot. */
@@ -142,6 +211,12 @@ export class Balancer {
     if (request.slot >= 0) {
       instance.expectedEnds[request.slot] = 0
       request.slot = -1
+    }
+    if (instance.retired) {
+      // Removed by a reload: nothing to learn any more; its pool closes with its last request.
+      if (instance.inFlight === 0) this.#closeRetired(instance)
+      if (this.#queue.length > 0) this.#drain()
+      return
     }
     const now = this.#now()
     if (report.outcome === 'success') {
@@ -223,14 +298,61 @@ export class Balancer {
     return this.#expectedTokens
   }
 
+  /** Resolves when every instance a reload removed has closed its pool. */
+  async retired(): Promise<void> {
+    await Promise.all(this.#retiring.values())
+  }
+
   async close(): Promise<void> {
     this.#failQueue()
-    await Promise.all(this.instances.map((i) => i.close()))
+    await Promise.all([...this.#instances, ...this.#retiring.keys()].map((i) => i.close()))
   }
 
   async destroy(): Promise<void> {
     this.#failQueue()
-    await Promise.all(this.instances.map((i) => i.destroy()))
+    await Promise.all([...this.#instances, ...this.#retiring.keys()].map((i) => i.destroy()))
+  }
+
+  #newInstance(index: number, config: InstanceConfig): Instance {
+    // The listener finds the instance through this holder: it does not exist yet when passed.
+    const holder: { instance?: Instance } = {}
+    const instance = new Instance(index, config, this.#poolOptions, this.#rules, (from, to, reason) => {
+      if (holder.instance !== undefined) this.#onHealth(holder.instance, from, to, reason)
+    })
+    holder.instance = instance
+    return instance
+  }
+
+  #newPolicy(): SelectionPolicy {
+    return policies[this.#config.policy]({
+      instanceCount: this.#instances.length,
+      coldModelPenaltyMs: this.#config.coldModelPenaltyMs,
+      expectedTokens: () => this.#expectedTokens,
+    })
+  }
+
+  /** Takes `instance` out of service: no new request; closed once the ones it carries ended. */
+  #retire(instance: Instance): void {
+    instance.retired = true
+    let resolve!: () => void
+    this.#retiring.set(instance, new Promise((r) => (resolve = r)))
+    this.#closers.set(instance, resolve)
+    this.#logger.info({ instance: instance.name, url: instance.url, in_flight: instance.inFlight }, 'instance removed: draining')
+    if (instance.inFlight === 0) this.#closeRetired(instance)
+  }
+
+  #closeRetired(instance: Instance): void {
+    const resolve = this.#closers.get(instance)
+    if (resolve === undefined) return
+    this.#closers.delete(instance)
+    void instance
+      .close()
+      .catch((err: unknown) => this.#logger.warn({ instance: instance.name, err }, 'instance removed: close failed'))
+      .then(() => {
+        this.#retiring.delete(instance)
+        this.#logger.info({ instance: instance.name, url: instance.url }, 'instance removed: closed')
+        resolve()
+      })
   }
 
   /**
@@ -321,9 +443,8 @@ export class Balancer {
 
   /** The session's previous instance instead of `best`, while its score is within the tolerance. */
   #sticky(request: BalancedRequest, best: Instance, now: number): Instance {
-    const index = this.#affinity.get(request.affinityKey!)
-    if (index === undefined || index === best.index || this.#eligible[index] !== 1) return best
-    const previous = this.instances[index]!
+    const previous = this.#affinity.get(request.affinityKey!)
+    if (previous === undefined || previous === best || previous.retired || this.#eligible[previous.index] !== 1) return best
     if (!(this.policy instanceof LoadScorePolicy)) return previous
     const score = (i: Instance): number => (this.policy as LoadScorePolicy).score(i, request, now, this.instances)
     return score(previous) <= this.#config.affinity.tolerance * score(best) ? previous : best
@@ -392,7 +513,7 @@ export class Balancer {
     if (modelKey !== undefined && work !== undefined) instance.loaded?.add(modelKey)
     if (request.affinityKey !== undefined) {
       this.#affinity.delete(request.affinityKey)
-      this.#affinity.set(request.affinityKey, instance.index)
+      this.#affinity.set(request.affinityKey, instance)
       if (this.#affinity.size > AFFINITY_ENTRIES) this.#affinity.delete(this.#affinity.keys().next().value!)
     }
     if (work === undefined) return
@@ -406,11 +527,10 @@ export class Balancer {
     }
   }
 
-  #onHealth(index: number, from: HealthStateName, to: HealthStateName, reason: string): void {
-    const instance = this.instances[index]
-    if (instance === undefined) return // during construction: nothing can change yet
-    this.stateChanges[index]!++
-    if (to === 'ejected') this.ejections[index]!++
+  #onHealth(instance: Instance, from: HealthStateName, to: HealthStateName, reason: string): void {
+    if (instance.retired) return // removed by a reload: its state no longer matters
+    instance.stateChanges++
+    if (to === 'ejected') instance.ejections++
     const level = to === 'healthy' ? 'info' : 'warn'
     this.#logger[level]({ instance: instance.name, from, to, reason }, `instance ${to}`)
     for (const listener of this.#healthListeners) listener(instance, from, to)
@@ -426,4 +546,20 @@ function fnv1a(text: string): string {
     hash = Math.imul(hash, 0x01000193)
   }
   return (hash >>> 0).toString(16).padStart(8, '0')
+}
+
+function poolOptionsOf(config: Config): PoolOptions {
+  return { connectTimeoutMs: config.proxy.connectTimeoutMs, connections: config.proxy.connectionsPerInstance }
+}
+
+function samePoolOptions(a: PoolOptions, b: PoolOptions): boolean {
+  return a.connectTimeoutMs === b.connectTimeoutMs && a.connections === b.connections
+}
+
+function rulesOf(config: Config): InstanceRules {
+  return {
+    health: { ...config.health, slowStartMs: config.balancer.slowStartMs },
+    ewmaDecayMs: EWMA_DECAY_MS,
+    failureDecayMs: config.balancer.failureDecayMs,
+  }
 }

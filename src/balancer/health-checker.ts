@@ -7,14 +7,15 @@ import type { HealthConfig } from '../config/config.js'
 import type { Instance } from './instance.js'
 
 export class HealthChecker {
-  readonly #instances: readonly Instance[]
-  readonly #config: HealthConfig
+  /** The instances to check, read at every round (a reload changes them). */
+  readonly #instances: () => readonly Instance[]
+  #config: HealthConfig
   readonly #now: () => number
   #timer: NodeJS.Timeout | undefined
   #round: Promise<void> | undefined
   #closed = false
 
-  constructor(instances: readonly Instance[], config: HealthConfig, now: () => number = Date.now) {
+  constructor(instances: () => readonly Instance[], config: HealthConfig, now: () => number = Date.now) {
     this.#instances = instances
     this.#config = config
     this.#now = now
@@ -24,13 +25,27 @@ export class HealthChecker {
   start(): void {
     if (this.#closed || this.#timer !== undefined) return
     void this.checkAll()
-    this.#timer = setInterval(() => void this.checkAll(), this.#config.intervalMs)
-    this.#timer.unref()
+    this.#schedule()
+  }
+
+  /** Whether `start` was called (and not `close`). */
+  get started(): boolean {
+    return this.#timer !== undefined && !this.#closed
+  }
+
+  /** New settings from a reload: a changed interval restarts the timer (the next round after the new interval). */
+  reconfigure(config: HealthConfig): void {
+    const intervalChanged = config.intervalMs !== this.#config.intervalMs
+    this.#config = config
+    if (intervalChanged && this.started) {
+      clearInterval(this.#timer)
+      this.#schedule()
+    }
   }
 
   /** Checks every instance once (a round already running is shared). */
   checkAll(): Promise<void> {
-    this.#round ??= Promise.all(this.#instances.map((i) => this.check(i))).then(() => {
+    this.#round ??= Promise.all(this.#instances().map((i) => this.check(i))).then(() => {
       this.#round = undefined
     })
     return this.#round
@@ -38,10 +53,15 @@ export class HealthChecker {
 
   /** Checks one instance and records the outcome. */
   async check(instance: Instance): Promise<void> {
-    if (this.#closed) return
+    if (this.#closed || instance.retired) return
     const reason = await probe(instance, this.#config.timeoutMs)
-    if (this.#closed) return
+    if (this.#closed || instance.retired) return
     instance.health.onCheck(reason === undefined, this.#now(), reason)
+  }
+
+  #schedule(): void {
+    this.#timer = setInterval(() => void this.checkAll(), this.#config.intervalMs)
+    this.#timer.unref()
   }
 
   /** Stops the checks; waits for a round in progress. Idempotent. */

@@ -24,7 +24,7 @@ export type HealthListener = (from: HealthStateName, to: HealthStateName, reason
 const SLOW_START_FLOOR = 0.1
 
 export class HealthState {
-  readonly #rules: HealthRules
+  #rules: HealthRules
   readonly #onChange: HealthListener
   /** What active checks say. Instances start up: traffic is not held back until a first check. */
   #up = true
@@ -46,6 +46,14 @@ export class HealthState {
   constructor(rules: HealthRules, onChange: HealthListener) {
     this.#rules = rules
     this.#onChange = onChange
+  }
+
+  /**
+   * New thresholds from a reloaded configuration; the counts so far are kept and the new
+   * thresholds apply from the next check or failure on.
+   */
+  setRules(rules: HealthRules): void {
+    this.#rules = rules
   }
 
   /** The state now; an ejection whose time is up turns half-open here. */

@@ -36,16 +36,24 @@ export interface PoolOptions {
  * policies read. Counters are plain fields so that reading them on the hot path costs nothing.
  */
 export class Instance {
-  /** Position in the balancer's list; policies index their own per-instance state with it. */
-  readonly index: number
+  /**
+   * Position in the balancer's list; policies index their own per-instance state with it. The
+   * balancer renumbers its instances when a reload adds or removes some.
+   */
+  index: number
+  /** The instance's identity, across reloads too. */
   readonly name: string
   /** Origin without a trailing slash, e.g. `http://127.0.0.1:11434`. */
   readonly url: string
-  readonly weight: number
-  /** Most concurrent requests corral sends here; `Infinity` when unlimited. */
-  readonly maxConcurrency: number
-  /** Keep-alive connection pool; every upstream request to this instance goes through it. */
-  readonly pool: Pool
+  /** Relative capacity; a reload may change it in place. */
+  weight: number
+  /** Most concurrent requests corral sends here; a reload may change it in place. */
+  maxConcurrency: number
+  /**
+   * Keep-alive connection pool; every upstream request to this instance goes through it. A
+   * reload that changes the pool options replaces it (the old one drains and closes).
+   */
+  pool: Pool
   /** Requests corral has sent here that have not finished (response fully relayed or failed). */
   inFlight = 0
   /** Requests sent here since start. */
@@ -67,8 +75,15 @@ export class Instance {
    * When each model request in flight here is expected to end (ms, the balancer's clock), one
    * cell per slot, 0 when free: the load score reads when the next slot frees.
    */
-  readonly expectedEnds: Float64Array
+  expectedEnds: Float64Array
+  /** Passive ejections, and health state changes of any kind, since the instance was added. */
+  ejections = 0
+  stateChanges = 0
+  /** Set when a reload removed the instance: it takes no new request and closes once idle. */
+  retired = false
   #closed = false
+  /** Pools replaced by a reload that are still draining. */
+  readonly #oldPools = new Set<Pool>()
 
   constructor(index: number, config: InstanceConfig, pool: PoolOptions, rules: InstanceRules, onHealth: HealthListener) {
     this.index = index
@@ -81,13 +96,38 @@ export class Instance {
     this.timing = { generation: timing(), embedding: timing() }
     this.penalty = new DecayingPenalty(rules.failureDecayMs)
     this.expectedEnds = new Float64Array(config.maxConcurrency)
-    this.pool = new Pool(config.url, {
-      connections: pool.connections,
-      connectTimeout: pool.connectTimeoutMs,
-      // Ollama (Go net/http) keeps idle connections open indefinitely; reuse them for a while.
-      keepAliveTimeout: 30_000,
-      keepAliveMaxTimeout: 600_000,
-    })
+    this.pool = newPool(config.url, pool)
+  }
+
+  /**
+   * Applies a reloaded configuration of the same instance (same name and url): weight and
+   * concurrency cap change in place, what was learned (timings, health, penalty) stays. Slot
+   * cells of requests in flight keep their positions; when the cap shrinks, the cells beyond it
+   * are forgotten (their release writes past the end of the array, which typed arrays ignore).
+   */
+  reconfigure(config: InstanceConfig): void {
+    this.weight = config.weight
+    if (config.maxConcurrency !== this.maxConcurrency) {
+      const ends = new Float64Array(config.maxConcurrency)
+      ends.set(this.expectedEnds.subarray(0, Math.min(ends.length, this.expectedEnds.length)))
+      this.expectedEnds = ends
+      this.maxConcurrency = config.maxConcurrency
+    }
+  }
+
+  /**
+   * Replaces the connection pool (new pool options). Requests already dispatched finish on the
+   * old pool, which then closes; new ones use the new pool.
+   */
+  replacePool(options: PoolOptions): Promise<void> {
+    const old = this.pool
+    this.pool = newPool(this.url, options)
+    this.#oldPools.add(old)
+    // Never rejects: a pool destroyed meanwhile (shutdown) is closed enough.
+    return old
+      .close()
+      .catch(() => undefined)
+      .finally(() => this.#oldPools.delete(old))
   }
 
   /** True when the instance already carries `maxConcurrency` requests. */
@@ -132,12 +172,22 @@ export class Instance {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await this.pool.close()
+    await Promise.all([this.pool, ...this.#oldPools].map((p) => p.close()))
   }
 
   /** Closes every connection at once, aborting what is in flight. Idempotent. */
   async destroy(): Promise<void> {
     this.#closed = true
-    if (!this.pool.destroyed) await this.pool.destroy()
+    await Promise.all([this.pool, ...this.#oldPools].map((p) => (p.destroyed ? Promise.resolve() : p.destroy())))
   }
+}
+
+function newPool(url: string, options: PoolOptions): Pool {
+  return new Pool(url, {
+    connections: options.connections,
+    connectTimeout: options.connectTimeoutMs,
+    // Ollama (Go net/http) keeps idle connections open indefinitely; reuse them for a while.
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 600_000,
+  })
 }

@@ -17,15 +17,16 @@ interface ModelEntry {
 }
 
 export class ModelDiscovery {
-  readonly #instances: readonly Instance[]
-  readonly #config: HealthConfig
+  /** The instances to ask, read at every round (a reload changes them). */
+  readonly #instances: () => readonly Instance[]
+  #config: HealthConfig
   readonly #logger: Logger
   readonly #running = new Map<Instance, Promise<void>>()
   #timer: NodeJS.Timeout | undefined
   #closed = false
   #firstRound: Promise<void> | undefined
 
-  constructor(instances: readonly Instance[], config: HealthConfig, logger: Logger) {
+  constructor(instances: () => readonly Instance[], config: HealthConfig, logger: Logger) {
     this.#instances = instances
     this.#config = config
     this.#logger = logger
@@ -35,6 +36,25 @@ export class ModelDiscovery {
   start(): void {
     if (this.#closed || this.#timer !== undefined) return
     this.#firstRound = this.refreshAll()
+    this.#schedule()
+  }
+
+  /** Whether `start` was called (and not `close`). */
+  get started(): boolean {
+    return this.#timer !== undefined && !this.#closed
+  }
+
+  /** New settings from a reload: a changed interval restarts the timer. */
+  reconfigure(config: HealthConfig): void {
+    const intervalChanged = config.modelsIntervalMs !== this.#config.modelsIntervalMs
+    this.#config = config
+    if (intervalChanged && this.started) {
+      clearInterval(this.#timer)
+      this.#schedule()
+    }
+  }
+
+  #schedule(): void {
     this.#timer = setInterval(() => void this.refreshAll(), this.#config.modelsIntervalMs)
     this.#timer.unref()
   }
@@ -45,7 +65,7 @@ export class ModelDiscovery {
   }
 
   async refreshAll(): Promise<void> {
-    await Promise.all(this.#instances.filter((i) => i.health.state(Date.now()) !== 'unhealthy').map((i) => this.refresh(i)))
+    await Promise.all(this.#instances().filter((i) => i.health.state(Date.now()) !== 'unhealthy').map((i) => this.refresh(i)))
   }
 
   /** Reads one instance's models now (a refresh already running for it is shared). */
@@ -66,7 +86,7 @@ export class ModelDiscovery {
   }
 
   async #discover(instance: Instance): Promise<void> {
-    if (this.#closed) return
+    if (this.#closed || instance.retired) return
     const [tags, ps] = await Promise.all([this.#get(instance, '/api/tags'), this.#get(instance, '/api/ps')])
     if (this.#closed) return
     if (tags !== undefined) {

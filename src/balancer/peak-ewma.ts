@@ -43,11 +43,18 @@ export class PeakEwma {
  * standing on its own.
  */
 export class DecayingPenalty {
-  readonly #decayMs: number
+  #decayMs: number
   #value = 0
   #at = 0
 
   constructor(decayMs: number) {
+    this.#decayMs = decayMs
+  }
+
+  /** A new time constant (reload); what is left of the penalty now decays with it. */
+  setDecayMs(decayMs: number, now: number): void {
+    this.#value = this.valueAt(now)
+    this.#at = now
     this.#decayMs = decayMs
   }
 

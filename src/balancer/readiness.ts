@@ -17,19 +17,20 @@ export interface InstanceProbe {
  * reused for a second.
  */
 export class Readiness {
-  readonly #instances: readonly Instance[]
+  /** The instances to probe, read at every check (a reload changes them). */
+  readonly #instances: () => readonly Instance[]
   readonly #now: () => number
   #last: { at: number; probes: InstanceProbe[] } | undefined
   #running: Promise<InstanceProbe[]> | undefined
 
-  constructor(instances: readonly Instance[], now: () => number = Date.now) {
+  constructor(instances: () => readonly Instance[], now: () => number = Date.now) {
     this.#instances = instances
     this.#now = now
   }
 
   async check(): Promise<InstanceProbe[]> {
     if (this.#last && this.#now() - this.#last.at < READY_CACHE_MS) return this.#last.probes
-    this.#running ??= Promise.all(this.#instances.map(check)).then((probes) => {
+    this.#running ??= Promise.all(this.#instances().map(check)).then((probes) => {
       this.#last = { at: this.#now(), probes }
       this.#running = undefined
       return probes

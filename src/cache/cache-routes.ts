@@ -22,11 +22,9 @@ const META_KIND = 5
 
 export class CacheRoutes {
   readonly #cache: OllamaCache
-  readonly #chunkTtlMs: number
 
-  constructor(cache: OllamaCache, chunkTtlMs: number) {
+  constructor(cache: OllamaCache) {
     this.#cache = cache
-    this.#chunkTtlMs = chunkTtlMs
   }
 
   /** Whether `path` is one of these routes (then `handle` answers it). */
@@ -84,7 +82,7 @@ export class CacheRoutes {
         const value = Buffer.allocUnsafe(body.length + 1)
         value[0] = META_KIND
         body.copy(value, 1)
-        if (!(await store.set(key, value, this.#chunkTtlMs))) return answer(res, 503, { error: 'cache store unavailable: not stored' })
+        if (!(await store.set(key, value, this.#cache.ttlMs('chunk')))) return answer(res, 503, { error: 'cache store unavailable: not stored' })
         res.writeHead(204)
         return void res.end()
       }

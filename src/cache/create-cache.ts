@@ -46,5 +46,5 @@ export function createCache(
     }
   }
   const cache = new OllamaCache({ config: config.cache, store, keyPrefix: prefix, digestOf: deps.digestOf, logger })
-  return { cache, routes: new CacheRoutes(cache, config.cache.layers.chunk.ttlMs) }
+  return { cache, routes: new CacheRoutes(cache) }
 }

@@ -55,7 +55,7 @@ const COMMA = Buffer.from(',')
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
 
 export class OllamaCache implements RequestCache {
-  readonly #config: CacheConfig
+  #config: CacheConfig
   readonly #store: CacheStore
   readonly #keys: KeySpace
   readonly #digestOf: (model: string) => string | undefined
@@ -77,6 +77,19 @@ export class OllamaCache implements RequestCache {
     this.#keys = new KeySpace(deps.keyPrefix)
     this.#digestOf = deps.digestOf
     this.#logger = deps.logger
+  }
+
+  /**
+   * New settings from a reload: layers, TTLs, policy, single flight, the response header and
+   * the entry size limit apply to requests from now on (entries already stored keep their TTL).
+   */
+  reconfigure(config: CacheConfig): void {
+    this.#config = config
+  }
+
+  /** How long a new entry of `layer` is kept, in ms. */
+  ttlMs(layer: CacheLayerName): number {
+    return this.#config.layers[layer].ttlMs
   }
 
   get store(): CacheStore {

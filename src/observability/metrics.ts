@@ -50,7 +50,12 @@ export interface MetricsSources {
 
 export class Metrics {
   readonly registry: Registry
-  readonly #instances: readonly Instance[]
+  /** Its `instances` are read at each use: a reload replaces them. */
+  readonly #balancer: Balancer
+  readonly #ejections: LabelChildren<CounterCell>
+  readonly #reloads: Counter
+  readonly #lastReloadOk: Gauge
+  readonly #lastReloadSuccess: Gauge
   readonly #requests: LabelChildren<CounterCell>
   readonly #duration: LabelChildren<HistogramCell>
   readonly #ttfb: LabelChildren<HistogramCell>
@@ -64,7 +69,7 @@ export class Metrics {
   constructor(registry: Registry, sources: MetricsSources) {
     this.registry = registry
     const { balancer, cache } = sources
-    this.#instances = balancer.instances
+    this.#balancer = balancer
     const registers = [registry]
     if (sources.defaults !== false) {
       collectDefaultMetrics({ register: registry })
@@ -140,12 +145,14 @@ export class Metrics {
       labelNames: ['instance'],
       registry,
     })
-    const ejectionChildren = this.#instances.map((i) => ejections.cell([i.name]))
+    const ejectionChildren = ejections.children()
+    this.#ejections = ejectionChildren
+    this.trackInstances(balancer.instances)
     balancer.onHealthChange((instance, _from, to) => {
-      if (to === 'ejected') ejectionChildren[instance.index]?.inc()
+      if (to === 'ejected') ejectionChildren.get(instance.name).inc()
     })
 
-    const instances = this.#instances
+    // Per-instance gauges are rebuilt at each scrape, so an instance a reload removed disappears.
     new Gauge({
       name: 'corral_instance_up',
       help: '1 when the instance takes traffic (healthy or half-open), 0 when unhealthy or ejected.',
@@ -153,7 +160,8 @@ export class Metrics {
       registers,
       collect() {
         const now = Date.now()
-        for (const instance of instances) {
+        this.reset()
+        for (const instance of balancer.instances) {
           const state = instance.health.state(now)
           this.labels(instance.name).set(state === 'healthy' || state === 'half_open' ? 1 : 0)
         }
@@ -165,7 +173,8 @@ export class Metrics {
       labelNames: ['instance'],
       registers,
       collect() {
-        for (const instance of instances) this.labels(instance.name).set(instance.inFlight)
+        this.reset()
+        for (const instance of balancer.instances) this.labels(instance.name).set(instance.inFlight)
       },
     })
     new Gauge({
@@ -182,7 +191,8 @@ export class Metrics {
       labelNames: ['instance'],
       registers,
       collect() {
-        for (const instance of instances) {
+        this.reset()
+        for (const instance of balancer.instances) {
           const ms = balancer.scoreOf(instance)
           if (ms !== undefined) this.labels(instance.name).set(ms / 1000)
         }
@@ -190,6 +200,39 @@ export class Metrics {
     })
 
     if (cache !== undefined) this.#cacheMetrics(cache, registers)
+
+    this.#reloads = new Counter({
+      name: 'corral_config_reloads_total',
+      help: 'Configuration reloads (SIGHUP, --watch, POST /api/admin/reload) by result: ok (applied) or invalid (rejected, the running one kept).',
+      labelNames: ['result'],
+      registers,
+    })
+    this.#reloads.labels('ok')
+    this.#reloads.labels('invalid')
+    this.#lastReloadOk = new Gauge({
+      name: 'corral_config_last_reload_successful',
+      help: '1 when the last reload was applied (or none was tried), 0 when it was rejected.',
+      registers,
+    })
+    this.#lastReloadOk.set(1)
+    this.#lastReloadSuccess = new Gauge({
+      name: 'corral_config_last_reload_success_timestamp_seconds',
+      help: 'When the running configuration was applied (start or the last successful reload), Unix time in seconds.',
+      registers,
+    })
+    this.#lastReloadSuccess.set(Date.now() / 1000)
+  }
+
+  /** Creates the per-instance counters of `instances` at 0 (at start, and for instances a reload added). */
+  trackInstances(instances: readonly Instance[]): void {
+    for (const instance of instances) this.#ejections.get(instance.name)
+  }
+
+  /** Records one reload attempt (`at`: ms since the epoch). Not on the request path. */
+  recordReload(result: 'ok' | 'invalid', at: number = Date.now()): void {
+    this.#reloads.labels(result).inc()
+    this.#lastReloadOk.set(result === 'ok' ? 1 : 0)
+    if (result === 'ok') this.#lastReloadSuccess.set(at / 1000)
   }
 
   /** Records one answered client request (called once per request, when it ends). */
@@ -241,7 +284,7 @@ export class Metrics {
   /** A model's label: its canonical name if discovery saw it on some instance, else `other` (`none`: no model). */
   #modelLabel(modelKey: string | undefined): string {
     if (modelKey === undefined) return 'none'
-    const instances = this.#instances
+    const { instances } = this.#balancer
     for (let i = 0; i < instances.length; i++) if (instances[i]!.models?.has(modelKey) === true) return modelKey
     return 'other'
   }

@@ -70,7 +70,7 @@ interface Outcome {
 export class ClusterViews {
   readonly #candidates: () => readonly Instance[]
   readonly #logger: Logger
-  readonly #config: Config['proxy']
+  #config: Config['proxy']
   readonly #modelsChanged: (instances: readonly Instance[]) => void
 
   constructor(deps: ClusterViewsDeps) {
@@ -78,6 +78,11 @@ export class ClusterViews {
     this.#logger = deps.logger
     this.#config = deps.config
     this.#modelsChanged = deps.modelsChanged ?? (() => undefined)
+  }
+
+  /** New timeouts from a reload, for requests from now on. */
+  reconfigure(config: Config['proxy']): void {
+    this.#config = config
   }
 
   /** Whether `route` is answered here (tags, ps, openai_models list (not /v1/models/{name}), pull, delete, copy, create). */

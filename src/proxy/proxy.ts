@@ -40,7 +40,7 @@ export class Proxy {
   readonly #balancer: Balancer
   readonly #cache: RequestCache
   readonly #logger: Logger
-  readonly #config: Config['proxy']
+  #config: Config['proxy']
   readonly #window: RequestWindow
   readonly #views: ClusterViews | undefined
   readonly #metrics: Metrics | undefined
@@ -56,6 +56,11 @@ export class Proxy {
     this.#window = deps.window
     this.#views = deps.views
     this.#metrics = deps.metrics
+  }
+
+  /** New settings from a reload (attempts, body limit, timeouts), for requests from now on. */
+  reconfigure(config: Config['proxy']): void {
+    this.#config = config
   }
 
   /** Requests being handled right now. */

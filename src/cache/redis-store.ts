@@ -105,7 +105,9 @@ export class RedisStore implements CacheStore {
             cursor = next
             if (keys.length === 0) continue
             if (this.#isCluster()) {
-              // Keys of one UNLINK must share a slot in a cluster: one command each, pipelined.
+              // Keys of one UNLINK must share a slot in a cluster (CROSSSLOT otherwise), and the
+              // keys of one SCAN page do not: one single-key UNLINK each, pipelined on the node
+              // that holds them.
               const results = await node.pipeline(keys.map((k) => ['unlink', k])).exec()
               for (const [err, n] of results ?? []) if (err === null && typeof n === 'number') deleted += n
             } else {
@@ -192,6 +194,9 @@ export class RedisStore implements CacheStore {
 
   #failed(err: unknown): void {
     this.#errors++
+    // A failed command on a cluster is most often a master that died: ask for the slot map
+    // again so a promoted replica is used as soon as it takes over (concurrent calls coalesce).
+    if (this.#isCluster() && this.#closed === undefined) (this.#client as Cluster).refreshSlotsCache()
     this.#retryAt = this.#now() + this.#retryIntervalMs
     if (this.#state === 'down' || this.#closed !== undefined) return
     // A probe or a connection error while connecting counts at once; commands of a working

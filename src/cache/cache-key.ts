@@ -93,6 +93,11 @@ export class KeySpace {
     return `${this.prefix}${layer}:${model}:${hash}`
   }
 
+  /** The cross-replica single-flight lock of an entry key: `<prefix>lock:<layer>:<model>:<sha256>`. */
+  lock(entryKey: string): string {
+    return `${this.prefix}lock:${entryKey.slice(this.prefix.length)}`
+  }
+
   chunkMeta(id: string): string {
     return `${this.prefix}${CHUNK_META}:${id}`
   }

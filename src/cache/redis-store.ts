@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { CacheEntry, CacheStore, LayerUsage, RemoteHealth } from './cache-store.js'
@@ -22,6 +23,8 @@ const SCAN_COUNT = 1000
  * and trips it within a few requests.
  */
 const FAILURES_TO_OPEN = 3
+/** Deletes a lock only while it still holds this process's token. */
+const RELEASE_SCRIPT = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 const NO_USAGE: LayerUsage = Object.freeze({ entries: 0, bytes: 0, evictions: 0 })
 
 /** `*`, `?`, `[`, `]` and `\` are glob characters in SCAN MATCH. */
@@ -47,6 +50,8 @@ export class RedisStore implements CacheStore {
   #probing = false
   readonly #waiters = new Set<() => void>()
   #closed: Promise<void> | undefined
+  /** The value of this process's locks (`claim`). */
+  readonly #token = randomUUID()
 
   constructor(options: RedisStoreOptions) {
     this.#client = options.client
@@ -121,6 +126,42 @@ export class RedisStore implements CacheStore {
     } catch (err) {
       this.#failed(err)
       throw err
+    }
+  }
+
+  async claim(lockKey: string, ttlMs: number): Promise<boolean> {
+    if (!this.#usable()) return true
+    try {
+      const taken = await this.#client.set(lockKey, this.#token, 'PX', Math.ceil(ttlMs), 'NX')
+      this.#succeeded()
+      return taken === 'OK'
+    } catch (err) {
+      this.#failed(err)
+      return true
+    }
+  }
+
+  async held(lockKey: string): Promise<boolean> {
+    if (!this.#usable()) return false
+    try {
+      const n = await this.#client.exists(lockKey)
+      this.#succeeded()
+      return n > 0
+    } catch (err) {
+      this.#failed(err)
+      return false
+    }
+  }
+
+  async release(lockKey: string): Promise<void> {
+    if (!this.#usable()) return
+    try {
+      // One key: safe on a Cluster. Deletes only our own lock, not one another replica took
+      // after ours expired.
+      await this.#client.eval(RELEASE_SCRIPT, 1, lockKey, this.#token)
+      this.#succeeded()
+    } catch (err) {
+      this.#failed(err)
     }
   }
 

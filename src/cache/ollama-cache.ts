@@ -472,8 +472,10 @@ export class OllamaCache implements RequestCache {
 
   // ---- shared --------------------------------------------------------------------------------
 
-  /** Stores an entry off the response path; counted when the store acknowledges it. */
-  /** Stores `entry`; the promise settles when the store has answered (never rejects). */
+  /**
+   * Stores an entry off the response path; counted when the store acknowledges it. The promise
+   * settles when the store has answered (never rejects); undefined when the entry is too large.
+   */
   #write(layer: CacheLayerName, key: string, entry: CacheEntry): Promise<void> | undefined {
     const ttlMs = this.#config.layers[layer].ttlMs
     if (entry.value.length > this.#config.maxEntryBytes) return undefined

@@ -16,6 +16,9 @@ import { startRedisCluster } from '../fixtures/redis-cluster.js'
 import { startCorral } from '../fixtures/start-corral.js'
 import { steadyStream } from '../fixtures/steady-stream.js'
 
+// Six redis-servers, a cluster create and a failover: on a busy 2-core machine these take a while.
+t.setTimeout(240_000)
+
 t.test('redis cluster', async (t) => {
   const cluster = await startRedisCluster(t)
 

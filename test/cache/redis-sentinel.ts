@@ -16,6 +16,9 @@ import { startRedisSentinel } from '../fixtures/redis-sentinel.js'
 import { startCorral } from '../fixtures/start-corral.js'
 import { steadyStream } from '../fixtures/steady-stream.js'
 
+// Five redis-servers and a failover: on a busy 2-core machine these take a while.
+t.setTimeout(240_000)
+
 t.test('redis sentinel', async (t) => {
   const group = await startRedisSentinel(t)
   const redis = { sentinels: group.sentinels, name: group.name, command_timeout: '200ms', retry_interval: '200ms' }

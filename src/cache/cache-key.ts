@@ -75,6 +75,12 @@ const CHUNK_META = 'chunk-meta'
  * The layout of stored keys: `<prefix><layer>:<model>:<sha256>` for answers and vectors, and
  * `<prefix>chunk-meta:<id>` for the chunk-metadata API, so a flush by layer or model is a
  * deletion by key prefix.
+ *
+ * Redis Cluster: keys carry no hash tag on purpose. Every command corral sends names one key
+ * (GET, SET PX, UNLINK; a flush SCANs each master and unlinks key by key), so no two keys ever
+ * need to share a slot, and untagged keys spread evenly over every master. A `{tag}` would pin a
+ * whole layer or model to one master. `key_prefix` cannot contain braces; a model name with a
+ * `{x}` in it would only pin that model's keys to one slot (still correct).
  */
 export class KeySpace {
   readonly prefix: string
@@ -85,6 +91,11 @@ export class KeySpace {
 
   entry(layer: (typeof LAYERS)[number], model: string, hash: string): string {
     return `${this.prefix}${layer}:${model}:${hash}`
+  }
+
+  /** The cross-replica single-flight lock of an entry key: `<prefix>lock:<layer>:<model>:<sha256>`. */
+  lock(entryKey: string): string {
+    return `${this.prefix}lock:${entryKey.slice(this.prefix.length)}`
   }
 
   chunkMeta(id: string): string {

@@ -56,6 +56,16 @@ export interface CacheStore {
   usage(layer: string): LayerUsage
   /** Remote state, when the store is remote. */
   health(): RemoteHealth | undefined
+  /**
+   * Single flight across replicas (Redis): takes the lock `lockKey` for `ttlMs` if nobody holds
+   * it (SET NX PX, with a token of this process). Resolves true when taken, and also when the
+   * store fails (fail-open: the caller goes upstream as without the lock); false when held.
+   */
+  claim?(lockKey: string, ttlMs: number): Promise<boolean>
+  /** Whether anyone holds `lockKey`; false when the store fails. */
+  held?(lockKey: string): Promise<boolean>
+  /** Releases `lockKey` if this process holds it (compare and delete). Never rejects. */
+  release?(lockKey: string): Promise<void>
   /** Resolves when a remote store is up (at once for a local one); rejects after `timeoutMs`. */
   whenUp?(timeoutMs?: number): Promise<void>
   /** Releases connections and timers. Idempotent. */

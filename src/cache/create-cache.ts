@@ -45,6 +45,7 @@ export function createCache(
       store = config.redis.localCacheBytes > 0 ? new TieredStore(memory(config.redis.localCacheBytes), redis, config.redis.localTtlMs) : redis
     }
   }
-  const cache = new OllamaCache({ config: config.cache, store, keyPrefix: prefix, digestOf: deps.digestOf, logger })
+  const replicaLockTtlMs = config.redis?.singleFlight === true && config.cache.singleFlight ? config.redis.lockTtlMs : undefined
+  const cache = new OllamaCache({ config: config.cache, store, keyPrefix: prefix, digestOf: deps.digestOf, logger, replicaLockTtlMs })
   return { cache, routes: new CacheRoutes(cache) }
 }

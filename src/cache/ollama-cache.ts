@@ -19,6 +19,7 @@ import type { CacheEntry, CacheStore } from './cache-store.js'
 import { OpenAIAnswer } from './openai-answer.js'
 import type { Forward, RequestCache } from './request-cache.js'
 import { ResponseCapture } from './response-capture.js'
+import { ReplicaFlight } from './replica-flight.js'
 import { SingleFlight, type Flight, type FlightObserver } from './single-flight.js'
 import { parseVectors } from './embedding-answer.js'
 import { StoredVector } from './vector-codec.js'
@@ -31,6 +32,11 @@ export interface OllamaCacheDeps {
   /** The digest of a model from discovery (keys include it), or undefined while unknown. */
   digestOf: (model: string) => string | undefined
   logger: Logger
+  /**
+   * Single flight across replicas (`redis.single_flight`): the lock TTL in ms, or undefined when
+   * off. Needs `cache.single_flight`.
+   */
+  replicaLockTtlMs?: number | undefined
 }
 
 /** `X-Corral-Cache` values. */
@@ -62,6 +68,8 @@ export class OllamaCache implements RequestCache {
   readonly #logger: Logger
   readonly #stats = new CacheStats()
   readonly #answers = new SingleFlight<AnswerResult>()
+  /** Single flight of generations across replicas, when on. */
+  readonly #replicas: ReplicaFlight | undefined
   readonly #vectors = new SingleFlight<VectorResult>()
   /** Writes not yet acknowledged by the store (awaited by `settle()` and `close()`). */
   readonly #pending = new Set<Promise<unknown>>()
@@ -77,6 +85,7 @@ export class OllamaCache implements RequestCache {
     this.#keys = new KeySpace(deps.keyPrefix)
     this.#digestOf = deps.digestOf
     this.#logger = deps.logger
+    this.#replicas = deps.replicaLockTtlMs === undefined ? undefined : new ReplicaFlight(deps.store, this.#keys, deps.replicaLockTtlMs)
   }
 
   /**
@@ -160,6 +169,21 @@ export class OllamaCache implements RequestCache {
 
   async #leadAnswer(ex: Exchange, forward: Forward, plan: AnswerPlan, key: string, coalesce: boolean): Promise<void> {
     const flight = coalesce ? this.#answers.lead(key) : undefined
+    // Across replicas: this replica's flight (its local followers follow it) first waits for an
+    // identical generation another replica is running, and replays its answer when it lands.
+    let claimed = false
+    if (flight !== undefined && this.#replicas !== undefined) {
+      const turn = await this.#replicas.turn(key)
+      if (typeof turn === 'object') {
+        if (this.#replayAnswer(ex, plan, turn, 'coalesced')) {
+          this.#stats.coalesced++
+          this.#answers.land(key, flight, turn)
+          return
+        }
+      } else {
+        claimed = turn === 'claimed'
+      }
+    }
     const capture = new ResponseCapture(this.#config.maxEntryBytes, flight)
     if (flight !== undefined) flight.capture = capture
     this.#mark(ex, 'miss')
@@ -171,8 +195,11 @@ export class OllamaCache implements RequestCache {
     } finally {
       ex.tap = undefined
       if (flight !== undefined) this.#answers.land(key, flight, entry)
+      const written = entry === undefined ? undefined : this.#write('inference', key, entry)
+      // The lock goes once the answer is in the store (waiting replicas find it there), or at
+      // once when there is nothing to store (one of them takes over).
+      if (claimed) void (written ?? Promise.resolve()).then(() => this.#replicas!.release(key))
     }
-    if (entry !== undefined) this.#write('inference', key, entry)
   }
 
   /** The entry to store for a captured generation, or undefined when it must not be stored. */
@@ -396,7 +423,7 @@ export class OllamaCache implements RequestCache {
       if (flight !== undefined) this.#vectors.land(flightKey!, flight, fetched)
     }
     if (!relay && !ex.clientGone) this.#answerAssembled(ex, plan, keys, found, capture, fetched, extra?.loadNs ?? 0)
-    if (fetched !== undefined) for (const [key, vector] of fetched) this.#write(plan.layer, key, { value: vector.encode(), view: vector })
+    if (fetched !== undefined) for (const [key, vector] of fetched) void this.#write(plan.layer, key, { value: vector.encode(), view: vector })
   }
 
   /** Corral answers itself: the instance's failure as it came, or the assembled answer. */
@@ -458,10 +485,13 @@ export class OllamaCache implements RequestCache {
 
   // ---- shared --------------------------------------------------------------------------------
 
-  /** Stores an entry off the response path; counted when the store acknowledges it. */
-  #write(layer: CacheLayerName, key: string, entry: CacheEntry): void {
+  /**
+   * Stores an entry off the response path; counted when the store acknowledges it. The promise
+   * settles when the store has answered (never rejects); undefined when the entry is too large.
+   */
+  #write(layer: CacheLayerName, key: string, entry: CacheEntry): Promise<void> | undefined {
     const ttlMs = this.#config.layers[layer].ttlMs
-    if (entry.value.length > this.#config.maxEntryBytes) return
+    if (entry.value.length > this.#config.maxEntryBytes) return undefined
     this.#landing.set(key, entry)
     const write = this.#store.set(key, entry.value, ttlMs, entry.view).then(
       (stored) => {
@@ -474,6 +504,7 @@ export class OllamaCache implements RequestCache {
       this.#pending.delete(write)
       if (this.#landing.get(key) === entry) this.#landing.delete(key)
     })
+    return write
   }
 
   /** Waits for `promise`, or less if the client goes away first. */

@@ -1,6 +1,9 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from '../config/config.js'
 
+/** Periodic CLUSTER SLOTS, besides the refresh after a failed command: one small command a second. */
+const SLOTS_REFRESH_MS = 1000
+
 /**
  * An ioredis client for the configured mode (single node, Sentinel or Cluster), set up to fail
  * fast: a command timeout, no offline queue (commands fail at once while disconnected instead of
@@ -30,6 +33,18 @@ export function createRedisClient(config: RedisConfig): Redis | Cluster {
         enableOfflineQueue: false,
         enableAutoPipelining: true,
         clusterRetryStrategy: (times) => Math.min(times * 100, 2000),
+        // Fail fast while a master is down: by default ioredis re-sends a command whose node
+        // closed or whose slots are CLUSTERDOWN every 100 ms up to 16 times, holding a request
+        // for over a second. With no delay the command fails at once (the request is a miss),
+        // and the store asks for a new slot map (`RedisStore` calls refreshSlotsCache on a
+        // failure), so the promoted replica is found as soon as the failover is done. MOVED
+        // and ASK redirections (a resharding, a failover already known to the node) still
+        // follow at once.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        retryDelayOnTryAgain: 0,
+        slotsRefreshTimeout: Math.max(1000, config.commandTimeoutMs),
+        slotsRefreshInterval: SLOTS_REFRESH_MS,
         redisOptions: { ...common, ...secured, ...urlAuth(config.cluster[0]!) },
       },
     )

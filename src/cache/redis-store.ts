@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { CacheEntry, CacheStore, LayerUsage, RemoteHealth } from './cache-store.js'
@@ -22,6 +23,8 @@ const SCAN_COUNT = 1000
  * and trips it within a few requests.
  */
 const FAILURES_TO_OPEN = 3
+/** Deletes a lock only while it still holds this process's token. */
+const RELEASE_SCRIPT = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 const NO_USAGE: LayerUsage = Object.freeze({ entries: 0, bytes: 0, evictions: 0 })
 
 /** `*`, `?`, `[`, `]` and `\` are glob characters in SCAN MATCH. */
@@ -47,6 +50,8 @@ export class RedisStore implements CacheStore {
   #probing = false
   readonly #waiters = new Set<() => void>()
   #closed: Promise<void> | undefined
+  /** The value of this process's locks (`claim`). */
+  readonly #token = randomUUID()
 
   constructor(options: RedisStoreOptions) {
     this.#client = options.client
@@ -105,7 +110,9 @@ export class RedisStore implements CacheStore {
             cursor = next
             if (keys.length === 0) continue
             if (this.#isCluster()) {
-              // Keys of one UNLINK must share a slot in a cluster: one command each, pipelined.
+              // Keys of one UNLINK must share a slot in a cluster (CROSSSLOT otherwise), and the
+              // keys of one SCAN page do not: one single-key UNLINK each, pipelined on the node
+              // that holds them.
               const results = await node.pipeline(keys.map((k) => ['unlink', k])).exec()
               for (const [err, n] of results ?? []) if (err === null && typeof n === 'number') deleted += n
             } else {
@@ -119,6 +126,42 @@ export class RedisStore implements CacheStore {
     } catch (err) {
       this.#failed(err)
       throw err
+    }
+  }
+
+  async claim(lockKey: string, ttlMs: number): Promise<boolean> {
+    if (!this.#usable()) return true
+    try {
+      const taken = await this.#client.set(lockKey, this.#token, 'PX', Math.ceil(ttlMs), 'NX')
+      this.#succeeded()
+      return taken === 'OK'
+    } catch (err) {
+      this.#failed(err)
+      return true
+    }
+  }
+
+  async held(lockKey: string): Promise<boolean> {
+    if (!this.#usable()) return false
+    try {
+      const n = await this.#client.exists(lockKey)
+      this.#succeeded()
+      return n > 0
+    } catch (err) {
+      this.#failed(err)
+      return false
+    }
+  }
+
+  async release(lockKey: string): Promise<void> {
+    if (!this.#usable()) return
+    try {
+      // One key: safe on a Cluster. Deletes only our own lock, not one another replica took
+      // after ours expired.
+      await this.#client.eval(RELEASE_SCRIPT, 1, lockKey, this.#token)
+      this.#succeeded()
+    } catch (err) {
+      this.#failed(err)
     }
   }
 
@@ -192,6 +235,9 @@ export class RedisStore implements CacheStore {
 
   #failed(err: unknown): void {
     this.#errors++
+    // A failed command on a cluster is most often a master that died: ask for the slot map
+    // again so a promoted replica is used as soon as it takes over (concurrent calls coalesce).
+    if (this.#isCluster() && this.#closed === undefined) (this.#client as Cluster).refreshSlotsCache()
     this.#retryAt = this.#now() + this.#retryIntervalMs
     if (this.#state === 'down' || this.#closed !== undefined) return
     // A probe or a connection error while connecting counts at once; commands of a working

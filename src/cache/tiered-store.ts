@@ -53,6 +53,18 @@ export class TieredStore implements CacheStore {
     return this.#remote.health()
   }
 
+  claim(lockKey: string, ttlMs: number): Promise<boolean> {
+    return this.#remote.claim?.(lockKey, ttlMs) ?? Promise.resolve(true)
+  }
+
+  held(lockKey: string): Promise<boolean> {
+    return this.#remote.held?.(lockKey) ?? Promise.resolve(false)
+  }
+
+  release(lockKey: string): Promise<void> {
+    return this.#remote.release?.(lockKey) ?? Promise.resolve()
+  }
+
   whenUp(timeoutMs?: number): Promise<void> {
     return this.#remote.whenUp?.(timeoutMs) ?? Promise.resolve()
   }

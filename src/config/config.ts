@@ -106,6 +106,10 @@ export interface RedisConfig {
   readonly localCacheBytes: number
   /** Longest stay of an entry in that tier, in ms (`local_ttl`). Default 300000. */
   readonly localTtlMs: number
+  /** Single flight across replicas through a Redis lock per generation key (`single_flight`). Default false. */
+  readonly singleFlight: boolean
+  /** Lifetime of that lock, in ms: the longest a replica waits for another's answer (`lock_ttl`). Default 30000. */
+  readonly lockTtlMs: number
 }
 
 export interface Config {
@@ -165,6 +169,8 @@ export function compileConfig(file: ConfigFile): Config {
           keyPrefix: file.redis.key_prefix,
           localCacheBytes: bytes(file.redis.local_cache_size),
           localTtlMs: ms(file.redis.local_ttl),
+          singleFlight: file.redis.single_flight,
+          lockTtlMs: ms(file.redis.lock_ttl),
         }
       : undefined,
     cache: {

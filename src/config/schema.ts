@@ -167,6 +167,14 @@ const redisSchema = z
       .meta({ description: 'Prefix of every key corral writes; flushes delete only keys with it. Default corral:.' }),
     local_cache_size: size('32MiB', 'In-process tier in front of Redis (hot entries served without a round trip); 0 turns it off.'),
     local_ttl: duration('5m', 'Longest time an entry stays in the in-process tier (other replicas may flush or rewrite Redis meanwhile).'),
+    single_flight: z
+      .boolean()
+      .default(false)
+      .meta({
+        description:
+          'Single flight across replicas: an identical generation in flight on another replica is waited for (a short Redis lock per key, SET NX PX) instead of sent upstream again. Needs cache.single_flight. Default false.',
+      }),
+    lock_ttl: duration('30s', 'Longest a replica waits for another replica\'s generation (the lock expires then) before sending its own.'),
   })
   .superRefine((r, ctx) => {
     const modes = [r.url, r.sentinels, r.cluster].filter((v) => v != null).length

@@ -27,5 +27,6 @@ t.test('sentinel: the sentinels, the master name, password and TLS', async (t) =
 t.test('cluster: seed nodes, credentials from the URL', async (t) => {
   const client = build({ cluster: ['redis://:pw@127.0.0.1:1', 'redis://127.0.0.1:2'], command_timeout: '30ms' }) as Cluster
   t.ok(client instanceof Cluster)
+  t.match(client.options, { retryDelayOnFailover: 0, retryDelayOnClusterDown: 0, retryDelayOnTryAgain: 0, slotsRefreshInterval: 1000 }, 'a dead master fails commands at once')
   t.match(client.options, { enableOfflineQueue: false, redisOptions: { password: 'pw', commandTimeout: 30, enableOfflineQueue: false } })
 })

@@ -16,8 +16,10 @@ import { logCapture } from '../fixtures/start-corral.js'
 import { startRedisServer } from '../fixtures/redis-server.js'
 import { storeContract } from '../fixtures/cache-store-contract.js'
 
+// The contract checks what a store answers, not how fast: a command timeout long enough for a
+// machine busy with other tests. The fail-open test sets its own short one.
 const redisConfig = (url: string, extra: Record<string, unknown> = {}) =>
-  configFromObject({ redis: { url, command_timeout: '50ms', retry_interval: '100ms', ...extra } }).config.redis!
+  configFromObject({ redis: { url, command_timeout: '2s', retry_interval: '100ms', ...extra } }).config.redis!
 
 t.test('with a redis-server', async (t) => {
   const server = await startRedisServer(t)
@@ -62,7 +64,8 @@ t.test('with a redis-server', async (t) => {
 t.test('fails open: killed or frozen Redis makes misses, each state change logged once', async (t) => {
   const server = await startRedisServer(t)
   const { stream, lines } = logCapture()
-  const store = new RedisStore({ client: createRedisClient(redisConfig(server.url)), retryIntervalMs: 100, logger: createLogger('info', stream) })
+  const config = redisConfig(server.url, { command_timeout: '250ms' })
+  const store = new RedisStore({ client: createRedisClient(config), retryIntervalMs: 100, logger: createLogger('info', stream) })
   t.teardown(() => store.close())
   await store.whenUp()
   const down = (): number => lines.filter((l) => l.msg.startsWith('redis down')).length
@@ -74,7 +77,8 @@ t.test('fails open: killed or frozen Redis makes misses, each state change logge
     const started = Date.now()
     t.equal(await store.get('f:embedding:m:a'), undefined)
     t.equal(await store.set('f:embedding:m:b', Buffer.from('v'), 60_000), false)
-    t.ok(Date.now() - started < 500, 'answers fast')
+    // Bounded by the connection failing at once, far below a command timeout of waiting.
+    t.ok(Date.now() - started < 2000, 'answers without hanging')
   }
   t.equal(store.health().state, 'down')
   t.equal(down(), 1, 'down logged once')
@@ -88,12 +92,13 @@ t.test('fails open: killed or frozen Redis makes misses, each state change logge
   const frozenAt = Date.now()
   const results = await Promise.all(Array.from({ length: 10 }, () => store.get('f:embedding:m:c')))
   t.same(results, Array(10).fill(undefined), 'a frozen Redis is a miss')
-  t.ok(Date.now() - frozenAt < 1000, `within the command timeout (${Date.now() - frozenAt} ms for 10 reads)`)
+  // Without the command timeout these reads would wait for as long as Redis stays frozen.
+  t.ok(Date.now() - frozenAt < 4000, `bounded by the command timeout (${Date.now() - frozenAt} ms for 10 reads)`)
   t.equal(store.health().state, 'down')
   t.equal(down(), 2)
-  const skipped = Date.now()
+  const errorsBefore = store.health().errors
   t.equal(await store.get('f:embedding:m:c'), undefined)
-  t.ok(Date.now() - skipped < 20, 'while down, Redis is skipped without waiting')
+  t.equal(store.health().errors, errorsBefore, 'while down, Redis is skipped: no command sent, none timed out')
   server.thaw()
   // The background probe runs when a request finds Redis skipped and the retry interval passed.
   const probe = setInterval(() => void store.get('f:embedding:m:c'), 50)

@@ -23,6 +23,8 @@ import { RequestWindow } from './observability/request-window.js'
 import { ClusterViews } from './proxy/cluster-views.js'
 import { Proxy } from './proxy/proxy.js'
 import { createHttpServer } from './server.js'
+import { ClientAddresses } from './limits/client-address.js'
+import { ClientLimiter } from './limits/client-limiter.js'
 
 export type { Config } from './config/config.js'
 export { loadConfig, ConfigError } from './config/load-config.js'
@@ -49,6 +51,8 @@ export interface Corral {
   readonly cache: OllamaCache | undefined
   /** Prometheus metrics; undefined when `metrics.enabled` is false. */
   readonly metrics: Metrics | undefined
+  /** Requests in flight per client address; undefined when `server.max_requests_per_client` is 0. */
+  readonly perClient: ClientLimiter | undefined
   /** Base URL of the separate metrics listener once listening; undefined when none is configured. */
   metricsUrl(): string | undefined
   /** Starts listening; resolves with the base URL (the port is real when 0 was configured). */
@@ -96,7 +100,19 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     : undefined
   const metricsServer = metrics !== undefined && config.metrics.listen !== undefined ? createMetricsServer(metrics) : undefined
   let metricsUrl: string | undefined
-  const proxy = new Proxy({ balancer, cache: deps.cache ?? built!.cache, logger, config: config.proxy, window, views, metrics })
+  const addresses = new ClientAddresses(config.server.trustProxy)
+  const perClient = config.server.maxRequestsPerClient > 0 ? new ClientLimiter(config.server.maxRequestsPerClient) : undefined
+  const proxy = new Proxy({
+    balancer,
+    cache: deps.cache ?? built!.cache,
+    logger,
+    config: config.proxy,
+    limits: config.limits,
+    addresses,
+    window,
+    views,
+    metrics,
+  })
   const readiness = new Readiness(balancer.instances)
   let draining = false
   const server = createHttpServer(config.server, {
@@ -106,6 +122,9 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     draining: () => draining,
     loadBalancerStats: () => loadBalancerStats(balancer, window),
     metrics,
+    addresses,
+    perClient,
+    logger,
   })
   let closing: Promise<void> | undefined
 
@@ -140,6 +159,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     logger,
     cache: built?.cache,
     metrics,
+    perClient,
     metricsUrl() {
       return metricsUrl
     },

@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { performance } from 'node:perf_hooks'
 import type { Config } from './config/config.js'
 import type { Readiness } from './balancer/readiness.js'
 import type { CacheRoutes } from './cache/cache-routes.js'
@@ -13,6 +14,12 @@ import type { Proxy } from './proxy/proxy.js'
 import type { Metrics } from './observability/metrics.js'
 import { answerMetrics } from './observability/metrics-server.js'
 import { pathnameOf } from './proxy/routes.js'
+import { errorBody } from './proxy/errors.js'
+import type { Logger } from './observability/logger.js'
+import type { ClientAddresses } from './limits/client-address.js'
+import type { ClientLimiter } from './limits/client-limiter.js'
+import { CONNECT_REFUSAL, refusalOf } from './limits/request-checks.js'
+import { normaliseTarget } from './limits/request-target.js'
 
 export interface ServerParts {
   proxy: Proxy
@@ -25,11 +32,19 @@ export interface ServerParts {
   loadBalancerStats: () => unknown
   /** Served at `GET /metrics`; undefined when metrics are off. */
   metrics: Metrics | undefined
+  /** Who a request comes from (trust_proxy). */
+  addresses: ClientAddresses
+  /** Requests in flight per client; undefined when `server.max_requests_per_client` is 0. */
+  perClient: ClientLimiter | undefined
+  logger: Logger
 }
 
 const OLLAMA_IS_RUNNING = 'Ollama is running'
+/** Dropped connections are logged at most this often (a flood must not flood the log too). */
+const DROP_LOG_INTERVAL_MS = 10_000
 
 export function createHttpServer(config: Config['server'], parts: ServerParts): Server {
+  const { addresses, perClient } = parts
   const server = createServer(
     {
       headersTimeout: config.headersTimeoutMs,
@@ -38,10 +53,18 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
       maxHeaderSize: config.maxHeaderBytes,
       connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
       noDelay: true,
+      // Checked in refusalOf, so the answer is in Ollama's shape (node's own 400 has no body).
+      requireHostHeader: false,
     },
     (req, res) => {
       if (parts.draining()) res.setHeader('connection', 'close')
-      const path = pathnameOf(req.url ?? '/')
+      const refusal = refusalOf(req)
+      if (refusal !== undefined) return refuse(req, res, refusal.status, refusal.message, refusal.headers, refusal.close)
+      // Every later step (own routes, route table, cache, upstream URL) sees the normalised target.
+      const target = normaliseTarget(req.url ?? '/')
+      if (target === undefined) return refuse(req, res, 400, 'invalid request path')
+      req.url = target
+      const path = pathnameOf(target)
       const isRead = req.method === 'GET' || req.method === 'HEAD'
       if (isRead && path === '/') return answer(res, req, 200, 'text/plain; charset=utf-8', OLLAMA_IS_RUNNING)
       if (isRead && path === '/healthz') return answer(res, req, 200, 'application/json', '{"status":"ok"}')
@@ -50,12 +73,61 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
         return answer(res, req, 200, 'application/json; charset=utf-8', JSON.stringify(parts.loadBalancerStats()))
       }
       if (isRead && path === '/metrics' && parts.metrics !== undefined) return void answerMetrics(req, res, parts.metrics)
+      if (perClient !== undefined) {
+        const client = addresses.clientOf(req)
+        if (!perClient.tryAcquire(client)) {
+          return refuse(req, res, 429, `too many requests in flight from this client (limit ${perClient.max})`, { 'retry-after': '1' })
+        }
+        // 'close' comes once whatever the end: finished, aborted by the client, or failed.
+        res.once('close', () => perClient.release(client))
+      }
       if (parts.cacheRoutes?.owns(path)) return void parts.cacheRoutes.handle(req, res, path)
       void parts.proxy.handle(req, res, path)
     },
   )
   server.on('clientError', onClientError)
+  server.on('connect', onConnect)
+  if (config.maxConnections > 0) {
+    server.maxConnections = config.maxConnections
+    let dropped = 0
+    let loggedAt = -Infinity
+    server.on('drop', () => {
+      dropped++
+      const now = performance.now()
+      if (now - loggedAt < DROP_LOG_INTERVAL_MS) return
+      loggedAt = now
+      parts.logger.warn({ dropped, max_connections: config.maxConnections }, 'connections over server.max_connections closed')
+      dropped = 0
+    })
+  }
   return server
+}
+
+/** An error answer corral makes before the request reaches the proxy, in the path's dialect. */
+function refuse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  message: string,
+  headers?: Readonly<Record<string, string>>,
+  close = false,
+): void {
+  const dialect = (req.url ?? '').startsWith('/v1/') ? 'openai' : 'ollama'
+  const body = errorBody(message, dialect, status)
+  // A body left unread is not worth reading just to keep the connection.
+  const unreadBody = !req.complete && (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0')
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...(close || unreadBody ? { connection: 'close' } : {}),
+  })
+  res.end(req.method === 'HEAD' ? undefined : body)
+}
+
+/** CONNECT would make corral a tunnel to a host of the client's choosing: 405, and the socket is closed. */
+function onConnect(_req: IncomingMessage, socket: Duplex): void {
+  writeRawError(socket, CONNECT_REFUSAL.status, 'Method Not Allowed', CONNECT_REFUSAL.message, `Allow: ${CONNECT_REFUSAL.headers!.allow}\r\n`)
 }
 
 function answer(res: ServerResponse, req: IncomingMessage, status: number, type: string, body: string): void {
@@ -87,8 +159,12 @@ function onClientError(err: Error & { code?: string }, socket: Duplex): void {
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout', 'request not received in time']
         : [400, 'Bad Request', `malformed request: ${err.code ?? err.message}`]
+  writeRawError(socket, status, reason, message)
+}
+
+function writeRawError(socket: Duplex, status: number, reason: string, message: string, extra = ''): void {
   const body = JSON.stringify({ error: message })
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
   )
 }

@@ -1,4 +1,6 @@
+import { isUtf8 } from 'node:buffer'
 import type { IncomingMessage } from 'node:http'
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../limits/json-depth.js'
 import { badRequest, bodyTooLarge } from './errors.js'
 
 const EMPTY = Buffer.alloc(0)
@@ -12,10 +14,11 @@ export class BodyAborted extends Error {
 
 /**
  * Reads a request body whole, refusing it with 413 as soon as it passes `maxBytes` (a declared
- * Content-Length over the limit is refused before reading anything). Bodies are read once so a
- * request can be re-sent to another instance on failover.
+ * Content-Length over the limit is refused before reading anything; 0: no limit). Bodies are
+ * read once so a request can be re-sent to another instance on failover.
  */
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+  const maxBytes = limitBytes === 0 ? Infinity : limitBytes
   const declared = req.headers['content-length']
   if (declared === undefined ? req.headers['transfer-encoding'] === undefined : declared === '0') {
     return Promise.resolve(EMPTY)
@@ -60,11 +63,15 @@ export interface RequestFields {
 
 /**
  * Parses a JSON request body and checks the types of the fields corral reads, so a bad request is
- * refused here with a clear 400 instead of confusing an instance. An empty body is left for the
- * instance to refuse (Ollama answers `missing request body`).
+ * refused here with a clear 400 instead of confusing an instance. Invalid UTF-8 and nesting past
+ * MAX_JSON_DEPTH are refused before parsing. An empty body is left for the instance to refuse
+ * (Ollama answers `missing request body`).
  */
 export function parseFields(body: Buffer): RequestFields | undefined {
   if (body.length === 0) return undefined
+  // JSON text is UTF-8 (RFC 8259); decoding would silently turn bad bytes into U+FFFD.
+  if (!isUtf8(body)) throw badRequest('request body is not valid UTF-8')
+  if (nestsDeeperThan(body, MAX_JSON_DEPTH)) throw badRequest(`request body nests deeper than ${MAX_JSON_DEPTH} levels`)
   let json: unknown
   try {
     json = JSON.parse(body.toString('utf8'))

@@ -1,0 +1,48 @@
+/**
+ * Requests in flight per client address (`server.max_requests_per_client`), so that one client
+ * cannot take every instance slot and queue place for itself. A slot is taken when a request
+ * arrives and given back exactly once when its response closes (finished, aborted or failed).
+ */
+
+export class ClientLimiter {
+  readonly #max: number
+  readonly #inFlight = new Map<string, number>()
+  #total = 0
+
+  /** `max`: requests one client may have in flight; at least 1. */
+  constructor(max: number) {
+    this.#max = max
+  }
+
+  get max(): number {
+    return this.#max
+  }
+
+  /** Requests in flight, all clients together. */
+  get inFlight(): number {
+    return this.#total
+  }
+
+  /** Clients with at least one request in flight. */
+  get clients(): number {
+    return this.#inFlight.size
+  }
+
+  /** Takes a slot for `client`; false when it already has `max` in flight. */
+  tryAcquire(client: string): boolean {
+    const n = this.#inFlight.get(client) ?? 0
+    if (n >= this.#max) return false
+    this.#inFlight.set(client, n + 1)
+    this.#total++
+    return true
+  }
+
+  /** Gives back a slot taken by `tryAcquire`. */
+  release(client: string): void {
+    const n = this.#inFlight.get(client)
+    if (n === undefined) return
+    if (n <= 1) this.#inFlight.delete(client)
+    else this.#inFlight.set(client, n - 1)
+    this.#total--
+  }
+}

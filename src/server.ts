@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { Config } from './config/config.js'
 import type { Readiness } from './balancer/readiness.js'
@@ -45,6 +46,7 @@ const DROP_LOG_INTERVAL_MS = 10_000
 
 export function createHttpServer(config: Config['server'], parts: ServerParts): Server {
   const { addresses, perClient } = parts
+  const condemned = new WeakSet<Socket>()
   const server = createServer(
     {
       headersTimeout: config.headersTimeoutMs,
@@ -57,9 +59,15 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
       requireHostHeader: false,
     },
     (req, res) => {
+      // A request parsed after a refused framing (pipelined in the same bytes) is not answered:
+      // it may be a smuggled one. The connection closes once the refusal is sent.
+      if (condemned.has(req.socket)) return
       if (parts.draining()) res.setHeader('connection', 'close')
       const refusal = refusalOf(req)
-      if (refusal !== undefined) return refuse(req, res, refusal.status, refusal.message, refusal.headers, refusal.close)
+      if (refusal !== undefined) {
+        if (refusal.close === true) condemned.add(req.socket)
+        return refuse(req, res, refusal.status, refusal.message, refusal.headers, refusal.close)
+      }
       // Every later step (own routes, route table, cache, upstream URL) sees the normalised target.
       const target = normaliseTarget(req.url ?? '/')
       if (target === undefined) return refuse(req, res, 400, 'invalid request path')

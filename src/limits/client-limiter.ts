@@ -8,6 +8,7 @@ export class ClientLimiter {
   readonly #max: number
   readonly #inFlight = new Map<string, number>()
   #total = 0
+  #waiters: { n: number; resolve: () => void }[] = []
 
   /** `max`: requests one client may have in flight; at least 1. */
   constructor(max: number) {
@@ -44,5 +45,21 @@ export class ClientLimiter {
     if (n <= 1) this.#inFlight.delete(client)
     else this.#inFlight.set(client, n - 1)
     this.#total--
+    if (this.#waiters.length > 0) this.#wake()
+  }
+
+  /** Resolves once at most `n` requests are in flight (all clients together). */
+  whenInFlightAtMost(n: number): Promise<void> {
+    if (this.#total <= n) return Promise.resolve()
+    return new Promise((resolve) => this.#waiters.push({ n, resolve }))
+  }
+
+  #wake(): void {
+    const waiting = this.#waiters
+    this.#waiters = []
+    for (const w of waiting) {
+      if (this.#total <= w.n) w.resolve()
+      else this.#waiters.push(w)
+    }
   }
 }

@@ -66,11 +66,11 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
       const refusal = refusalOf(req)
       if (refusal !== undefined) {
         if (refusal.close === true) condemned.add(req.socket)
-        return refuse(req, res, refusal.status, refusal.message, refusal.headers, refusal.close)
+        return refuse(parts.logger, req, res, refusal.status, refusal.message, refusal.headers, refusal.close)
       }
       // Every later step (own routes, route table, cache, upstream URL) sees the normalised target.
       const target = normaliseTarget(req.url ?? '/')
-      if (target === undefined) return refuse(req, res, 400, 'invalid request path')
+      if (target === undefined) return refuse(parts.logger, req, res, 400, 'invalid request path')
       req.url = target
       const path = pathnameOf(target)
       const isRead = req.method === 'GET' || req.method === 'HEAD'
@@ -84,7 +84,7 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
       if (perClient !== undefined) {
         const client = addresses.clientOf(req)
         if (!perClient.tryAcquire(client)) {
-          return refuse(req, res, 429, `too many requests in flight from this client (limit ${perClient.max})`, { 'retry-after': '1' })
+          return refuse(parts.logger, req, res, 429, `too many requests in flight from this client (limit ${perClient.max})`, { 'retry-after': '1' })
         }
         // 'close' comes once whatever the end: finished, aborted by the client, or failed.
         res.once('close', () => perClient.release(client))
@@ -113,6 +113,7 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
 
 /** An error answer corral makes before the request reaches the proxy, in the path's dialect. */
 function refuse(
+  logger: Logger,
   req: IncomingMessage,
   res: ServerResponse,
   status: number,
@@ -131,6 +132,10 @@ function refuse(
     ...(close || unreadBody ? { connection: 'close' } : {}),
   })
   res.end(req.method === 'HEAD' ? undefined : body)
+  // As the proxy's request line, so refused requests show up in the same place (the target as sent, bounded).
+  if (logger.isLevelEnabled('info')) {
+    logger.info({ method: req.method, path: (req.url ?? '').slice(0, 200), status, err: message, peer: req.socket.remoteAddress }, 'refused')
+  }
 }
 
 /** CONNECT would make corral a tunnel to a host of the client's choosing: 405, and the socket is closed. */

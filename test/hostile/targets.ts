@@ -65,7 +65,7 @@ t.test('no request target, Host header or @ trick makes corral contact another h
   const before = fake.count()
   for (const [head, status] of refused) {
     const raw = await rawExchange(url, head)
-    t.equal(statusOf(raw), status, head.split('\r\n')[0])
+    t.equal(statusOf(raw), status, head.split('\r\n')[0]!)
     t.match(bodyOf(raw), { error: String }, "in Ollama's shape")
   }
   t.equal(fake.count(), before, 'nothing refused reached the instance')
@@ -88,10 +88,11 @@ t.test('CONNECT is refused with 405 and the connection closed: corral is no tunn
 t.test('a 405 on a /v1 path is in OpenAI shape; the route still works with its own method', async (t) => {
   const fake = await startFakeOllama()
   t.teardown(() => fake.close())
-  const { url } = await startCorral(t, [fake.url])
+  const { url, logs } = await startCorral(t, [fake.url])
   const raw = await rawExchange(url, 'TRACE /v1/models HTTP/1.1\r\nHost: x')
   t.equal(statusOf(raw), 405)
   t.same(bodyOf(raw), { error: { message: 'method TRACE is not allowed', type: 'invalid_request_error', param: null, code: null } })
+  t.ok(logs.some((l) => l.msg === 'refused' && l.status === 405 && l.method === 'TRACE' && l.path === '/v1/models'), 'logged')
   t.equal((await send(url, 'GET', '/v1/models')).status, 200)
 })
 

@@ -21,6 +21,7 @@ import type { ClientAddresses } from './limits/client-address.js'
 import type { ClientLimiter } from './limits/client-limiter.js'
 import { CONNECT_REFUSAL, refusalOf } from './limits/request-checks.js'
 import { normaliseTarget } from './limits/request-target.js'
+import { expectsContinue } from './limits/expect-continue.js'
 
 export interface ServerParts {
   proxy: Proxy
@@ -89,10 +90,17 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
         // 'close' comes once whatever the end: finished, aborted by the client, or failed.
         res.once('close', () => perClient.release(client))
       }
-      if (parts.cacheRoutes?.owns(path)) return void parts.cacheRoutes.handle(req, res, path)
+      if (parts.cacheRoutes?.owns(path)) {
+        if (expectsContinue(req)) res.writeContinue()
+        return void parts.cacheRoutes.handle(req, res, path)
+      }
       void parts.proxy.handle(req, res, path)
     },
   )
+  // With a listener here node no longer answers `Expect: 100-continue` by itself: the 100 is
+  // sent only once the request is accepted (the proxy sends it after its size check), so a
+  // client is told 405, 429 or 413 before it uploads anything.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => server.emit('request', req, res))
   server.on('clientError', onClientError)
   server.on('connect', onConnect)
   if (config.maxConnections > 0) {

@@ -21,6 +21,7 @@ import { BodyAborted, parseFields, readBody } from './request-body.js'
 import { routeFor } from './routes.js'
 import { ClientAddresses } from '../limits/client-address.js'
 import { UploadLimit } from '../limits/upload-limit.js'
+import { expectsContinue } from '../limits/expect-continue.js'
 import { canonicalModel } from '../balancer/model-name.js'
 import type { RequestWindow } from '../observability/request-window.js'
 import type { Metrics } from '../observability/metrics.js'
@@ -100,8 +101,9 @@ export class Proxy {
         ex.uploadLimitBytes = maxBodyBytes
         const declared = req.headers['content-length']
         if (maxBodyBytes > 0 && declared !== undefined && Number(declared) > maxBodyBytes) throw bodyTooLarge(maxBodyBytes)
+        if (expectsContinue(req)) res.writeContinue()
       } else {
-        ex.body = await readBody(req, maxBodyBytes)
+        ex.body = await readBody(req, maxBodyBytes, res)
         if (route.readsJson) {
           const fields = parseFields(ex.body)
           if (fields !== undefined) {

@@ -9,6 +9,7 @@ import { request } from 'undici'
 import { startFakeOllama } from '../fixtures/fake-ollama.js'
 import { startCorral } from '../fixtures/start-corral.js'
 import { send } from '../fixtures/http.js'
+import { openSession } from '../fixtures/raw-session.js'
 
 const limits = { max_body_size: { generation: '8KiB', embedding: '4KiB', model: '1KiB', other: '2KiB', upload: '64KiB' } }
 
@@ -61,7 +62,7 @@ t.test('uploads: a declared size over the limit is refused before the instance i
   await fits.body.dump()
 })
 
-t.test('JSON bodies: invalid UTF-8 and deep nesting get 400 at once; reasonable nesting passes', async (t) => {
+t.test('JSON bodies: invalid UTF-8, deep nesting and out-of-range numbers get 400 at once; reasonable nesting passes', async (t) => {
   const fake = await startFakeOllama()
   t.teardown(() => fake.close())
   const { url } = await startCorral(t, [fake.url])
@@ -77,6 +78,32 @@ t.test('JSON bodies: invalid UTF-8 and deep nesting get 400 at once; reasonable 
   t.equal((await send(url, 'POST', '/api/generate', deepOptions)).status, 400)
   const schema = `{"model":"llama3.2","prompt":"x","stream":false,"format":${'{"type":"object","properties":{"a":'.repeat(50)}{"type":"string"}${'}}'.repeat(50)}}`
   t.equal((await send(url, 'POST', '/api/generate', schema)).status, 200, 'a 100-level JSON schema passes')
+  // Found by the fuzz test: the pull fan-out re-serialises its body, and Infinity became null.
+  const huge = await send(url, 'POST', '/api/pull', '{"model":"llama3.2","stream":false,"insecure":1e400}')
+  t.equal(huge.status, 400)
+  t.same(huge.json, { error: 'number out of range in request body: 1e400' })
   t.equal(fake.count('/api/generate'), 1)
   t.equal(fake.count('/api/chat'), 0)
+  t.equal(fake.count('/api/pull'), 0)
+})
+
+t.test('Expect: 100-continue: the 100 comes only when the body will be taken; 413, 405 and 429 come before any upload', async (t) => {
+  const fake = await startFakeOllama()
+  t.teardown(() => fake.close())
+  const { url } = await startCorral(t, [fake.url], { limits })
+  const big = await openSession(url)
+  big.socket.write('POST /api/generate HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\n')
+  const refused = await big.closed()
+  t.match(refused.text, /^HTTP\/1\.1 413 /, 'told 413 at once, without a 100 first')
+  const trace = await openSession(url)
+  trace.socket.write('TRACE /api/generate HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n')
+  t.match((await trace.closed()).text, /^HTTP\/1\.1 405 /)
+  const body = JSON.stringify({ model: 'llama3.2', prompt: 'continue', stream: false })
+  const fits = await openSession(url)
+  fits.socket.write(`POST /api/generate HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n`)
+  await new Promise<void>((resolve) => fits.socket.once('data', () => resolve()))
+  t.match(fits.received(), /^HTTP\/1\.1 100 Continue\r\n\r\n$/, 'a body that fits is asked for')
+  fits.socket.write(body)
+  t.match((await fits.closed()).text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /)
+  t.equal(fake.count('/api/generate'), 1)
 })

@@ -27,6 +27,8 @@ import { Proxy } from './proxy/proxy.js'
 import { Reloader } from './reloader.js'
 import { createHttpServer } from './server.js'
 import { Authenticator } from './auth/authenticator.js'
+import { ClientAddresses } from './limits/client-address.js'
+import { ClientLimiter } from './limits/client-limiter.js'
 
 export type { Config } from './config/config.js'
 export { loadConfig, ConfigError } from './config/load-config.js'
@@ -62,6 +64,8 @@ export interface Corral {
   readonly metrics: Metrics | undefined
   /** Admits requests (API keys, JWT, scopes, per-key limits); `auth.reconfigure` swaps its settings at run time. */
   readonly auth: Authenticator
+  /** Requests in flight per client address (`server.max_requests_per_client`; off at 0). */
+  readonly perClient: ClientLimiter
   /** Base URL of the separate metrics listener once listening; undefined when none is configured. */
   metricsUrl(): string | undefined
   /** Starts listening; resolves with the base URL (the port is real when 0 was configured). */
@@ -127,7 +131,19 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
   const auth = new Authenticator(config.auth, { logger, metrics, redis: config.redis, ...(deps.now !== undefined ? { now: deps.now } : {}) })
   const metricsServer = metrics !== undefined && config.metrics.listen !== undefined ? createMetricsServer(metrics, auth) : undefined
   let metricsUrl: string | undefined
-  const proxy = new Proxy({ balancer, cache: deps.cache ?? built!.cache, logger, config: config.proxy, window, views, metrics })
+  const addresses = new ClientAddresses(config.server.trustProxy)
+  const perClient = new ClientLimiter(config.server.maxRequestsPerClient)
+  const proxy = new Proxy({
+    balancer,
+    cache: deps.cache ?? built!.cache,
+    logger,
+    config: config.proxy,
+    limits: config.limits,
+    addresses,
+    window,
+    views,
+    metrics,
+  })
   const readiness = new Readiness(fleet)
   let draining = false
   const server = createHttpServer(config.server, {
@@ -139,12 +155,15 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     metrics,
     auth,
     reload: () => reloader.fromSource('POST /api/admin/reload'),
+    addresses,
+    perClient,
+    logger,
   })
   let closing: Promise<void> | undefined
 
   const reloader = new Reloader(
     config,
-    { balancer, health, discovery, views, proxy, cache: built?.cache, server, logger, metrics, auth },
+    { balancer, health, discovery, views, proxy, cache: built?.cache, server, logger, metrics, auth, addresses, perClient },
     deps.configSource,
   )
 
@@ -184,6 +203,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     cache: built?.cache,
     metrics,
     auth,
+    perClient,
     metricsUrl() {
       return metricsUrl
     },

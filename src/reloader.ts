@@ -16,9 +16,12 @@ import type { Config } from './config/config.js'
 import { ConfigError } from './config/load-config.js'
 import { planReload } from './config/reload-plan.js'
 import type { ConfigSource, ReloadListener, ReloadResult } from './config/reload-result.js'
+import type { ClientAddresses } from './limits/client-address.js'
+import type { ClientLimiter } from './limits/client-limiter.js'
 import type { Metrics } from './observability/metrics.js'
 import type { ClusterViews } from './proxy/cluster-views.js'
 import type { Proxy } from './proxy/proxy.js'
+import { maxConnectionsOf } from './server.js'
 
 /** The parts a reload reconfigures. */
 export interface ReloadTargets {
@@ -34,6 +37,10 @@ export interface ReloadTargets {
   metrics: Metrics | undefined
   /** Keys, JWT settings and limits; optional so parts can be reloaded without auth (tests). */
   auth?: Authenticator | undefined
+  /** `server.trust_proxy`. */
+  addresses?: ClientAddresses | undefined
+  /** `server.max_requests_per_client`. */
+  perClient?: ClientLimiter | undefined
 }
 
 export class Reloader {
@@ -67,7 +74,7 @@ export class Reloader {
   /** Applies `next` (already validated). */
   apply(next: Config, trigger = 'api'): ReloadResult {
     if (this.#stopped) return { status: 'unavailable', error: 'corral is shutting down' }
-    const { balancer, health, discovery, views, proxy, cache, server, logger, metrics, auth } = this.#targets
+    const { balancer, health, discovery, views, proxy, cache, server, logger, metrics, auth, addresses, perClient } = this.#targets
     const prev = this.#current
     const { applied, changes, restartRequired } = planReload(prev, next)
     // Auth goes first because it is the one part that can still refuse (key material that cannot
@@ -90,11 +97,14 @@ export class Reloader {
     }
     metrics?.trackInstances(fleet.added)
     views.reconfigure(applied.proxy)
-    proxy.reconfigure(applied.proxy)
+    proxy.reconfigure(applied.proxy, applied.limits)
     cache?.reconfigure(applied.cache)
     server.headersTimeout = applied.server.headersTimeoutMs
     server.requestTimeout = applied.server.requestTimeoutMs
     server.keepAliveTimeout = applied.server.keepAliveTimeoutMs
+    server.maxConnections = maxConnectionsOf(applied.server)
+    addresses?.reconfigure(applied.server.trustProxy)
+    if (perClient !== undefined) perClient.max = applied.server.maxRequestsPerClient
     logger.level = applied.logLevel
     this.#current = applied
     for (const listener of this.#listeners) {

@@ -7,6 +7,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import type { Config } from './config/config.js'
 import type { ReloadResult } from './config/reload-result.js'
 import type { Readiness } from './balancer/readiness.js'
@@ -17,6 +19,13 @@ import { answerMetrics } from './observability/metrics-server.js'
 import { pathnameOf } from './proxy/routes.js'
 import type { Authenticator } from './auth/authenticator.js'
 import { ANONYMOUS, type Principal } from './auth/principal.js'
+import { errorBody } from './proxy/errors.js'
+import type { Logger } from './observability/logger.js'
+import type { ClientAddresses } from './limits/client-address.js'
+import type { ClientLimiter } from './limits/client-limiter.js'
+import { CONNECT_REFUSAL, refusalOf } from './limits/request-checks.js'
+import { normaliseTarget } from './limits/request-target.js'
+import { expectsContinue } from './limits/expect-continue.js'
 
 export interface ServerParts {
   proxy: Proxy
@@ -33,13 +42,22 @@ export interface ServerParts {
   auth?: Authenticator | undefined
   /** `POST /api/admin/reload`: reads the configuration again and applies it; undefined: no such route. */
   reload?: (() => ReloadResult) | undefined
+  /** Who a request comes from (trust_proxy). */
+  addresses: ClientAddresses
+  /** Requests in flight per client (`server.max_requests_per_client`; off at 0). */
+  perClient: ClientLimiter
+  logger: Logger
 }
 
 const OLLAMA_IS_RUNNING = 'Ollama is running'
 const RELOAD_PATH = '/api/admin/reload'
 const JSON_TYPE = 'application/json; charset=utf-8'
+/** Dropped connections are logged at most this often (a flood must not flood the log too). */
+const DROP_LOG_INTERVAL_MS = 10_000
 
 export function createHttpServer(config: Config['server'], parts: ServerParts): Server {
+  const { addresses, perClient } = parts
+  const condemned = new WeakSet<Socket>()
   const server = createServer(
     {
       headersTimeout: config.headersTimeoutMs,
@@ -48,10 +66,25 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
       maxHeaderSize: config.maxHeaderBytes,
       connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
       noDelay: true,
+      // Checked in refusalOf, so the answer is in Ollama's shape (node's own 400 has no body).
+      requireHostHeader: false,
     },
     (req, res) => {
+      // A request parsed after a refused framing (pipelined in the same bytes) is not answered:
+      // it may be a smuggled one. The connection closes once the refusal is sent.
+      if (condemned.has(req.socket)) return
       if (parts.draining()) res.setHeader('connection', 'close')
-      const path = pathnameOf(req.url ?? '/')
+      const refusal = refusalOf(req)
+      if (refusal !== undefined) {
+        if (refusal.close === true) condemned.add(req.socket)
+        return refuse(parts.logger, req, res, refusal.status, refusal.message, refusal.headers, refusal.close)
+      }
+      // Every later step (auth scopes, own routes, route table, cache, upstream URL) sees the
+      // normalised target.
+      const target = normaliseTarget(req.url ?? '/')
+      if (target === undefined) return refuse(parts.logger, req, res, 400, 'invalid request path')
+      req.url = target
+      const path = pathnameOf(target)
       const auth = parts.auth
       if (auth?.enabled === true) {
         void auth.admit(req, res, path).then((principal) => {
@@ -62,7 +95,23 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
       dispatch(req, res, path, ANONYMOUS)
     },
   )
+  // With a listener here node no longer answers `Expect: 100-continue` by itself: the 100 is
+  // sent only once the request is accepted (the proxy sends it after its size check), so a
+  // client is told 405, 429 or 413 before it uploads anything.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => server.emit('request', req, res))
   server.on('clientError', onClientError)
+  server.on('connect', onConnect)
+  server.maxConnections = maxConnectionsOf(config)
+  let dropped = 0
+  let loggedAt = -Infinity
+  server.on('drop', () => {
+    dropped++
+    const now = performance.now()
+    if (now - loggedAt < DROP_LOG_INTERVAL_MS) return
+    loggedAt = now
+    parts.logger.warn({ dropped, max_connections: server.maxConnections }, 'connections over server.max_connections closed')
+    dropped = 0
+  })
   return server
 
   /** Answers an admitted request: corral's own routes here, everything else through the proxy. */
@@ -76,9 +125,52 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
     }
     if (isRead && path === '/metrics' && parts.metrics !== undefined) return void answerMetrics(req, res, parts.metrics)
     if (path === RELOAD_PATH && parts.reload !== undefined) return answerReload(req, res, parts.reload)
-    if (parts.cacheRoutes?.owns(path)) return void parts.cacheRoutes.handle(req, res, path)
+    if (perClient.enabled) {
+      const client = addresses.clientOf(req)
+      if (!perClient.tryAcquire(client)) {
+        return refuse(parts.logger, req, res, 429, `too many requests in flight from this client (limit ${perClient.max})`, { 'retry-after': '1' })
+      }
+      // 'close' comes once whatever the end: finished, aborted by the client, or failed.
+      res.once('close', () => perClient.release(client))
+    }
+    if (parts.cacheRoutes?.owns(path)) {
+      if (expectsContinue(req)) res.writeContinue()
+      return void parts.cacheRoutes.handle(req, res, path)
+    }
     void parts.proxy.handle(req, res, path, principal)
   }
+}
+
+/** An error answer corral makes before the request reaches the proxy, in the path's dialect. */
+function refuse(
+  logger: Logger,
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  message: string,
+  headers?: Readonly<Record<string, string>>,
+  close = false,
+): void {
+  const dialect = (req.url ?? '').startsWith('/v1/') ? 'openai' : 'ollama'
+  const body = errorBody(message, dialect, status)
+  // A body left unread is not worth reading just to keep the connection.
+  const unreadBody = !req.complete && (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0')
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...(close || unreadBody ? { connection: 'close' } : {}),
+  })
+  res.end(req.method === 'HEAD' ? undefined : body)
+  // As the proxy's request line, so refused requests show up in the same place (the target as sent, bounded).
+  if (logger.isLevelEnabled('info')) {
+    logger.info({ method: req.method, path: (req.url ?? '').slice(0, 200), status, err: message, peer: req.socket.remoteAddress }, 'refused')
+  }
+}
+
+/** CONNECT would make corral a tunnel to a host of the client's choosing: 405, and the socket is closed. */
+function onConnect(_req: IncomingMessage, socket: Duplex): void {
+  writeRawError(socket, CONNECT_REFUSAL.status, 'Method Not Allowed', CONNECT_REFUSAL.message, `Allow: ${CONNECT_REFUSAL.headers!.allow}\r\n`)
 }
 
 function answer(res: ServerResponse, req: IncomingMessage, status: number, type: string, body: string): void {
@@ -127,8 +219,17 @@ function onClientError(err: Error & { code?: string }, socket: Duplex): void {
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout', 'request not received in time']
         : [400, 'Bad Request', `malformed request: ${err.code ?? err.message}`]
+  writeRawError(socket, status, reason, message)
+}
+
+function writeRawError(socket: Duplex, status: number, reason: string, message: string, extra = ''): void {
   const body = JSON.stringify({ error: message })
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
   )
+}
+
+/** node's `server.maxConnections` for `server.max_connections` (0: no limit). */
+export function maxConnectionsOf(config: Config['server']): number {
+  return config.maxConnections > 0 ? config.maxConnections : Infinity
 }

@@ -7,6 +7,7 @@ import { startFakeOllama } from './fixtures/fake-ollama.js'
 import { startCorral } from './fixtures/start-corral.js'
 import { ndjson, rawExchange, send } from './fixtures/http.js'
 import { connect } from 'node:net'
+import { openSession } from './fixtures/raw-session.js'
 
 t.test('/healthz is always 200; /readyz needs one reachable instance', async (t) => {
   const a = await startFakeOllama()
@@ -105,4 +106,21 @@ t.test('a server error after listening (an accept failure) is logged and corral 
   t.doesNotThrow(() => corral.server.emit('error', err))
   t.ok(logs.some((l) => l.msg === 'server error' && l.level === 'error'))
   t.equal((await send(url, 'GET', '/api/version')).status, 200)
+})
+
+t.test('a body dribbled past request_timeout is answered 408 and the per-client slot comes back', async (t) => {
+  const fake = await startFakeOllama()
+  t.teardown(() => fake.close())
+  const { url, corral } = await startCorral(t, [fake.url], {
+    server: { headers_timeout: '500ms', request_timeout: '1s', max_requests_per_client: 4 },
+  })
+  const session = await openSession(url)
+  session.socket.write('POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mo')
+  const { text, open } = await session.closed(10_000)
+  t.match(text, /^HTTP\/1\.1 408 /)
+  t.match(text, /\{"error":"request not received in time"\}$/)
+  t.equal(open, false)
+  await corral.perClient.whenInFlightAtMost(0)
+  t.equal(corral.perClient.clients, 0)
+  t.equal(fake.count(), 0)
 })

@@ -130,7 +130,6 @@ export interface Config {
   readonly health: HealthConfig
   readonly proxy: {
     readonly maxAttempts: number
-    readonly maxBodyBytes: number
     readonly connectTimeoutMs: number
     readonly firstByteTimeoutMs: number
     readonly idleTimeoutMs: number
@@ -142,7 +141,26 @@ export interface Config {
     readonly keepAliveTimeoutMs: number
     readonly drainTimeoutMs: number
     readonly maxHeaderBytes: number
+    /** Client connections open at once (`max_connections`); 0: no limit. Default 0. */
+    readonly maxConnections: number
+    /** Requests in flight per client address (`max_requests_per_client`); 0: no limit. Default 0. */
+    readonly maxRequestsPerClient: number
+    /**
+     * Which peers' X-Forwarded-* headers are believed (`trust_proxy`): none (false, the default),
+     * all (true), or those in the listed addresses/CIDRs.
+     */
+    readonly trustProxy: boolean | readonly string[]
   }
+  readonly limits: LimitsConfig
+}
+
+/** The kinds of route with their own body limit (`limits.max_body_size.*`). */
+export type BodyKind = 'generation' | 'embedding' | 'model' | 'upload' | 'other'
+
+/** Request limits (`limits`). */
+export interface LimitsConfig {
+  /** Largest request body per kind of route, in bytes; 0: no limit. Defaults 32 MiB, 16 MiB, 1 MiB, none, 32 MiB. */
+  readonly maxBodyBytes: Readonly<Record<BodyKind, number>>
 }
 
 const ms = (v: string | number): number => parseDuration(v)!
@@ -221,7 +239,6 @@ export function compileConfig(file: ConfigFile): Config {
     },
     proxy: {
       maxAttempts: file.proxy.max_attempts,
-      maxBodyBytes: bytes(file.proxy.max_body_size),
       connectTimeoutMs: ms(file.proxy.connect_timeout),
       firstByteTimeoutMs: ms(file.proxy.first_byte_timeout),
       idleTimeoutMs: ms(file.proxy.idle_timeout),
@@ -233,6 +250,18 @@ export function compileConfig(file: ConfigFile): Config {
       keepAliveTimeoutMs: ms(file.server.keep_alive_timeout),
       drainTimeoutMs: ms(file.server.drain_timeout),
       maxHeaderBytes: bytes(file.server.max_header_size),
+      maxConnections: file.server.max_connections,
+      maxRequestsPerClient: file.server.max_requests_per_client,
+      trustProxy: file.server.trust_proxy,
+    },
+    limits: {
+      maxBodyBytes: {
+        generation: bytes(file.limits.max_body_size.generation),
+        embedding: bytes(file.limits.max_body_size.embedding),
+        model: bytes(file.limits.max_body_size.model),
+        upload: bytes(file.limits.max_body_size.upload),
+        other: bytes(file.limits.max_body_size.other),
+      },
     },
   }
   return deepFreeze(config)

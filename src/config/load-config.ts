@@ -7,6 +7,7 @@ import { parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { configSchema, type ConfigFile } from './schema.js'
 import { compileConfig, type Config } from './config.js'
+import { migrateLegacyKeys } from './legacy-keys.js'
 
 /** Overrides given on the command line. */
 export interface ConfigFlags {
@@ -74,7 +75,8 @@ export function configFromObject(
   env: ConfigSources['env'] = {},
   source?: string,
 ): Omit<LoadedConfig, 'file'> {
-  const input = raw.instances === undefined ? { ...raw, instances: [{ url: ollamaHostOrigin(env.OLLAMA_HOST) }] } : raw
+  const current = migrateLegacyKeys(raw)
+  const input = current.instances === undefined ? { ...current, instances: [{ url: ollamaHostOrigin(env.OLLAMA_HOST) }] } : current
   const result = configSchema.safeParse(input, { error: describeIssue })
   if (!result.success) throw new ConfigError(result.error.issues.map(formatIssue), source)
   return { config: compileConfig(result.data), effective: result.data }

@@ -8,6 +8,7 @@ import { z } from 'zod'
 import { parseDuration, parseSize } from './units.js'
 import { policyNames } from '../balancer/policies.js'
 import { authSchema } from './auth-schema.js'
+import { parseCidr } from '../limits/cidr.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -350,7 +351,6 @@ export const configSchema = z
             description:
               'Instances tried for one request before giving up, when a failure happens before any response byte (refused, reset, timeout, 503 busy). Default 3.',
           }),
-        max_body_size: size('32MiB', 'Largest request body corral reads (blob uploads excepted); larger ones get 413.'),
         connect_timeout: duration('5s', 'Time to open a connection to an instance.'),
         first_byte_timeout: duration(
           '5m',
@@ -366,6 +366,21 @@ export const configSchema = z
       })
       .prefault({})
       .meta({ description: 'Forwarding, failover and upstream timeouts.' }),
+    limits: z
+      .strictObject({
+        max_body_size: z
+          .strictObject({
+            generation: size('32MiB', 'Largest body of /api/generate, /api/chat, /v1/chat/completions, /v1/completions (base64 images make them large). 0: no limit.'),
+            embedding: size('16MiB', 'Largest body of /api/embed, /api/embeddings, /v1/embeddings (batches of text). 0: no limit.'),
+            model: size('1MiB', 'Largest body of /api/show, /api/pull, /api/push, /api/create, /api/copy, /api/delete (a few hundred bytes in practice). 0: no limit.'),
+            upload: size('0', 'Largest blob upload (/api/blobs/:digest, /v1 multipart); these are streamed, never held in memory, so the default is no limit. 0: no limit.'),
+            other: size('32MiB', 'Largest body of any other path (read whole so it can be re-sent on failover). 0: no limit.'),
+          })
+          .prefault({})
+          .meta({ description: 'Largest request body per kind of route; a larger body gets 413 before it reaches an instance.' }),
+      })
+      .prefault({})
+      .meta({ description: 'Request limits.' }),
     server: z
       .strictObject({
         headers_timeout: duration('10s', 'Time a client has to send its request headers.'),
@@ -379,6 +394,32 @@ export const configSchema = z
         ),
         drain_timeout: duration('30s', 'On SIGTERM/SIGINT, how long in-flight requests may take to finish.'),
         max_header_size: size('16KiB', 'Largest request header block; larger ones get 431.'),
+        max_connections: count(
+          0,
+          'Client connections open at once; a connection beyond it is closed as soon as it is accepted (as Envoy and HAProxy do), before anything is read. 0: no limit.',
+          0,
+        ),
+        max_requests_per_client: count(
+          0,
+          'Requests one client address may have in flight at once (API requests; probes, metrics and stats are not counted); more get 429 with Retry-After. 0: no limit.',
+          0,
+        ),
+        trust_proxy: z
+          .union([
+            z.boolean(),
+            z
+              .array(
+                z.string().refine((v) => parseCidr(v) !== undefined, {
+                  error: (iss) => `must be an IP address or CIDR like 10.0.0.0/8, got ${show(iss.input)}`,
+                }),
+              )
+              .min(1, { error: 'must list at least one address or CIDR (or be true or false)' }),
+          ])
+          .default(false)
+          .meta({
+            description:
+              'Whether X-Forwarded-For/-Proto/-Host from the client are believed. false: they are replaced by what corral sees. true: every peer is a trusted proxy. A list of addresses/CIDRs: only peers in it are; the client address is then the right-most X-Forwarded-For entry not in the list (nginx real_ip_recursive). Default false.',
+          }),
       })
       .prefault({})
       .meta({ description: 'The HTTP server clients talk to.' }),

@@ -342,7 +342,8 @@ export class ClusterViews {
     if (instances.length === 1) ex.instance = instances[0]
     const headers = upstreamRequestHeaders(ex.req.headers, {
       requestId: ex.id,
-      clientAddress: ex.req.socket.remoteAddress,
+      clientAddress: ex.peer,
+      trustedPeer: ex.trustedPeer,
       streamedBody: false,
     })
     // Every answer is read here, never relayed as bytes: ask for it uncompressed.

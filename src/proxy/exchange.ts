@@ -27,8 +27,14 @@ export class Exchange implements BalancedRequest {
   readonly res: ServerResponse
   readonly id: string
   readonly route: Route
-  /** Request target as sent by the client (path and query). */
+  /** Request target (path and query), normalised by the server (see normaliseTarget). */
   readonly target: string
+  /** Limit of a streamed upload's body in bytes (0: none); counted on the way when it is chunked. */
+  uploadLimitBytes = 0
+  /** The peer's address, as corral sees it. */
+  peer = 'unknown'
+  /** The peer is a trusted proxy (`server.trust_proxy`): its X-Forwarded-* headers are kept. */
+  trustedPeer = false
   /** `performance.now()` when the request arrived. */
   readonly startedAt: number
   /** The attempt in progress, cancelled at once when the client goes away. */

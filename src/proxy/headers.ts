@@ -29,6 +29,9 @@ const REPLACED_UPSTREAM: ReadonlySet<string> = new Set([
   'x-request-id',
 ])
 
+/** What a client could claim about where a request came from; passed on only from a trusted proxy. */
+const CLAIMS_ORIGIN: ReadonlySet<string> = new Set(['forwarded', 'x-real-ip'])
+
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined
   let tokens: Set<string> | undefined
@@ -41,7 +44,14 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
 
 export interface ForwardInfo {
   requestId: string
+  /** The peer's address (the socket's), as corral sees it. */
   clientAddress: string | undefined
+  /**
+   * The peer is a trusted proxy (`server.trust_proxy`): its X-Forwarded-* are kept and the
+   * peer appended. Otherwise they are replaced by what corral sees, as nginx does without
+   * `real_ip` and Envoy with `xff_num_trusted_hops: 0`.
+   */
+  trustedPeer: boolean
   /** Keep the client's content-length: the body is streamed through as it is. */
   streamedBody: boolean
 }
@@ -52,21 +62,30 @@ export interface ForwardInfo {
  */
 export function upstreamRequestHeaders(headers: IncomingHttpHeaders, info: ForwardInfo): string[] {
   const named = connectionTokens(headers.connection)
+  const trusted = info.trustedPeer
   const out: string[] = []
   for (const name in headers) {
     const value = headers[name]
     if (value === undefined || HOP_BY_HOP.has(name) || named?.has(name)) continue
     if (REPLACED_UPSTREAM.has(name) && !(name === 'content-length' && info.streamedBody)) continue
+    if (!trusted && CLAIMS_ORIGIN.has(name)) continue
     if (typeof value === 'string') out.push(name, value)
     else for (const v of value) out.push(name, v)
   }
-  const prior = headers['x-forwarded-for']
   const client = info.clientAddress ?? 'unknown'
-  out.push('x-forwarded-for', prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${client}` : client)
-  out.push('x-forwarded-proto', 'http')
-  if (headers.host !== undefined) out.push('x-forwarded-host', headers.host)
+  const prior = trusted ? joined(headers['x-forwarded-for']) : undefined
+  out.push('x-forwarded-for', prior ? `${prior}, ${client}` : client)
+  out.push('x-forwarded-proto', (trusted ? joined(headers['x-forwarded-proto']) : undefined) ?? 'http')
+  const host = (trusted ? joined(headers['x-forwarded-host']) : undefined) ?? headers.host
+  if (host !== undefined) out.push('x-forwarded-host', host)
   out.push('x-request-id', info.requestId)
   return out
+}
+
+/** A header's value as one string (Node keeps some repeated headers as arrays); undefined when empty. */
+function joined(value: string | string[] | undefined): string | undefined {
+  const text = Array.isArray(value) ? value.join(', ') : value
+  return text === undefined || text.trim() === '' ? undefined : text
 }
 
 /** The headers to send to the client for an instance's response. */

@@ -4,6 +4,7 @@
  * chunk by chunk as it arrives.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
@@ -12,12 +13,15 @@ import type { Instance } from '../balancer/instance.js'
 import type { RequestCache } from '../cache/request-cache.js'
 import type { Config } from '../config/config.js'
 import type { ClusterViews } from './cluster-views.js'
-import { CorralError, attemptsFailed, errorBody, noInstance, type UpstreamFailure } from './errors.js'
+import { CorralError, attemptsFailed, bodyTooLarge, errorBody, noInstance, type UpstreamFailure } from './errors.js'
 import { Exchange } from './exchange.js'
 import { acceptedRequestId, newRequestId, upstreamRequestHeaders } from './headers.js'
 import { UpstreamAttempt } from './upstream-attempt.js'
 import { BodyAborted, parseFields, readBody } from './request-body.js'
 import { routeFor } from './routes.js'
+import { ClientAddresses } from '../limits/client-address.js'
+import { UploadLimit } from '../limits/upload-limit.js'
+import { expectsContinue } from '../limits/expect-continue.js'
 import { canonicalModel } from '../balancer/model-name.js'
 import type { RequestWindow } from '../observability/request-window.js'
 import type { Metrics } from '../observability/metrics.js'
@@ -28,6 +32,10 @@ export interface ProxyDeps {
   cache: RequestCache
   logger: Logger
   config: Config['proxy']
+  /** Request body limits per kind of route. */
+  limits: Config['limits']
+  /** Who a request comes from; default: nobody's X-Forwarded-* is trusted. */
+  addresses?: ClientAddresses
   /** Last-minute request counts and latencies for the stats endpoint. */
   window: RequestWindow
   /** Answers the routes that cover every instance (merged model lists, model management). */
@@ -41,6 +49,8 @@ export class Proxy {
   readonly #cache: RequestCache
   readonly #logger: Logger
   #config: Config['proxy']
+  #limits: Config['limits']
+  #addresses: ClientAddresses
   readonly #window: RequestWindow
   readonly #views: ClusterViews | undefined
   readonly #metrics: Metrics | undefined
@@ -53,14 +63,17 @@ export class Proxy {
     this.#cache = deps.cache
     this.#logger = deps.logger
     this.#config = deps.config
+    this.#limits = deps.limits
+    this.#addresses = deps.addresses ?? new ClientAddresses(false)
     this.#window = deps.window
     this.#views = deps.views
     this.#metrics = deps.metrics
   }
 
-  /** New settings from a reload (attempts, body limit, timeouts), for requests from now on. */
-  reconfigure(config: Config['proxy']): void {
+  /** New settings from a reload (attempts, timeouts, body limits), for requests from now on. */
+  reconfigure(config: Config['proxy'], limits: Config['limits'] = this.#limits): void {
     this.#config = config
+    this.#limits = limits
   }
 
   /** Requests being handled right now. */
@@ -87,6 +100,8 @@ export class Proxy {
       ex.key = principal.name
       ex.keyLabel = principal.label
     }
+    ex.peer = this.#addresses.peerOf(req)
+    ex.trustedPeer = this.#addresses.trusts(ex.peer)
     res.once('close', () => {
       if (!res.writableFinished) {
         ex.clientGone = true
@@ -95,8 +110,14 @@ export class Proxy {
     })
     this.#active++
     try {
-      if (!route.streamsBody) {
-        ex.body = await readBody(req, this.#config.maxBodyBytes)
+      const maxBodyBytes = this.#limits.maxBodyBytes[route.body]
+      if (route.streamsBody) {
+        ex.uploadLimitBytes = maxBodyBytes
+        const declared = req.headers['content-length']
+        if (maxBodyBytes > 0 && declared !== undefined && Number(declared) > maxBodyBytes) throw bodyTooLarge(maxBodyBytes)
+        if (expectsContinue(req)) res.writeContinue()
+      } else {
+        ex.body = await readBody(req, maxBodyBytes, res)
         if (route.readsJson) {
           const fields = parseFields(ex.body)
           if (fields !== undefined) {
@@ -166,16 +187,20 @@ export class Proxy {
           path: ex.target,
           headers: upstreamRequestHeaders(ex.req.headers, {
             requestId: ex.id,
-            clientAddress: ex.req.socket.remoteAddress,
+            clientAddress: ex.peer,
+            trustedPeer: ex.trustedPeer,
             streamedBody: ex.route.streamsBody,
           }),
-          body: ex.route.streamsBody ? ex.req : ex.body !== undefined && ex.body.length > 0 ? ex.body : null,
+          body: ex.route.streamsBody ? uploadBody(ex) : ex.body !== undefined && ex.body.length > 0 ? ex.body : null,
           headersTimeout: this.#config.firstByteTimeoutMs,
           bodyTimeout: this.#config.idleTimeoutMs,
         },
         attempt,
       )
-      return await attempt.done
+      const failure = await attempt.done
+      // The client's own fault (an upload over its limit) is answered as such, not as the instance's.
+      if (attempt.refusal !== undefined) throw attempt.refusal
+      return failure
     } finally {
       ex.upstream = undefined
       this.#balancer.release(instance, ex, attempt)
@@ -253,4 +278,11 @@ function tokenLimit(json: Record<string, unknown>): number | undefined {
   const options = json.options as Record<string, unknown> | undefined
   const limit = options?.num_predict ?? json.max_tokens ?? json.max_completion_tokens
   return typeof limit === 'number' && limit > 0 ? limit : undefined
+}
+
+/** The body stream of an upload: the client's request, counted against its limit when chunked. */
+function uploadBody(ex: Exchange): Readable {
+  const { req } = ex
+  if (ex.uploadLimitBytes === 0 || req.headers['content-length'] !== undefined) return req
+  return req.pipe(new UploadLimit(ex.uploadLimitBytes))
 }

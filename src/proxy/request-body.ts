@@ -1,4 +1,7 @@
-import type { IncomingMessage } from 'node:http'
+import { isUtf8 } from 'node:buffer'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { expectsContinue } from '../limits/expect-continue.js'
+import { precheckJson } from '../limits/json-precheck.js'
 import { badRequest, bodyTooLarge } from './errors.js'
 
 const EMPTY = Buffer.alloc(0)
@@ -12,15 +15,19 @@ export class BodyAborted extends Error {
 
 /**
  * Reads a request body whole, refusing it with 413 as soon as it passes `maxBytes` (a declared
- * Content-Length over the limit is refused before reading anything). Bodies are read once so a
- * request can be re-sent to another instance on failover.
+ * Content-Length over the limit is refused before reading anything; 0: no limit). Bodies are
+ * read once so a request can be re-sent to another instance on failover. With `res`, a client
+ * waiting for `100 Continue` is sent it once its declared size is known to fit.
  */
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limitBytes: number, res?: ServerResponse): Promise<Buffer> {
+  const maxBytes = limitBytes === 0 ? Infinity : limitBytes
   const declared = req.headers['content-length']
   if (declared === undefined ? req.headers['transfer-encoding'] === undefined : declared === '0') {
     return Promise.resolve(EMPTY)
   }
   if (declared !== undefined && Number(declared) > maxBytes) return Promise.reject(bodyTooLarge(maxBytes))
+  // The client waits for this before sending a body (Expect: 100-continue); it fits, so ask for it.
+  if (res !== undefined && expectsContinue(req)) res.writeContinue()
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -60,11 +67,16 @@ export interface RequestFields {
 
 /**
  * Parses a JSON request body and checks the types of the fields corral reads, so a bad request is
- * refused here with a clear 400 instead of confusing an instance. An empty body is left for the
- * instance to refuse (Ollama answers `missing request body`).
+ * refused here with a clear 400 instead of confusing an instance. Invalid UTF-8, nesting past
+ * MAX_JSON_DEPTH and numbers out of range are refused before parsing (see precheckJson). An
+ * empty body is left for the instance to refuse (Ollama answers `missing request body`).
  */
 export function parseFields(body: Buffer): RequestFields | undefined {
   if (body.length === 0) return undefined
+  // JSON text is UTF-8 (RFC 8259); decoding would silently turn bad bytes into U+FFFD.
+  if (!isUtf8(body)) throw badRequest('request body is not valid UTF-8')
+  const problem = precheckJson(body)
+  if (problem !== undefined) throw badRequest(problem)
   let json: unknown
   try {
     json = JSON.parse(body.toString('utf8'))

@@ -5,6 +5,7 @@
  */
 
 import type { WorkKind } from '../balancer/instance.js'
+import type { BodyKind } from '../config/config.js'
 
 export type RouteName =
   | 'generate'
@@ -42,6 +43,8 @@ export interface Route {
    * be gigabytes). Such requests cannot be retried on another instance.
    */
   readonly streamsBody: boolean
+  /** Which `limits.max_body_size` applies. */
+  readonly body: BodyKind
 }
 
 const WORK: Partial<Record<RouteName, WorkKind>> = {
@@ -54,8 +57,17 @@ const WORK: Partial<Record<RouteName, WorkKind>> = {
   openai_embeddings: 'embedding',
 }
 
+const MODEL_MANAGEMENT: ReadonlySet<RouteName> = new Set(['show', 'pull', 'push', 'create', 'copy', 'delete'])
+
+function bodyKind(name: RouteName, streamsBody: boolean): BodyKind {
+  if (streamsBody) return 'upload'
+  const work = WORK[name]
+  if (work !== undefined) return work
+  return MODEL_MANAGEMENT.has(name) ? 'model' : 'other'
+}
+
 const route = (name: RouteName, readsJson: boolean, dialect: Route['dialect'] = 'ollama', streamsBody = false): Route =>
-  Object.freeze({ name, work: WORK[name], dialect, readsJson, streamsBody })
+  Object.freeze({ name, work: WORK[name], dialect, readsJson, streamsBody, body: bodyKind(name, streamsBody) })
 
 const EXACT: ReadonlyMap<string, Route> = new Map([
   ['/api/generate', route('generate', true)],

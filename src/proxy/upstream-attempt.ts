@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { AttemptReport } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
-import { busyFailure, errorBody, upstreamFailure, type InstanceErrorKind, type UpstreamFailure } from './errors.js'
+import { CorralError, busyFailure, errorBody, upstreamFailure, type InstanceErrorKind, type UpstreamFailure } from './errors.js'
 import type { Exchange } from './exchange.js'
 import { clientResponseHeaders } from './headers.js'
 
@@ -66,6 +66,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
   promptEvalCount = 0
   /** Ollama's done_reason from the final chunk (`stop`, `length`, ...), if present. */
   doneReason: string | undefined
+  /** Set when the attempt stopped because of the client's request (an upload over its limit): no failure of the instance. */
+  refusal: CorralError | undefined
   readonly #onDrain = (): void => {
     this.#waitingForDrain = false
     this.#controller?.resume()
@@ -164,6 +166,10 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
       return this.#finish(undefined)
     }
     if (this.#phase === 'busy') return this.#finish(busyFailure(busyDetail(this.#busyBody)))
+    if (err instanceof CorralError && this.#phase === 'waiting') {
+      this.refusal = err
+      return this.#finish(undefined)
+    }
     const failure = upstreamFailure(err)
     if (this.#phase === 'waiting') return this.#finish(failure)
     this.#countFailure(failure.message, 'cut')
@@ -190,7 +196,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
     this.#phase = 'done'
     this.totalMs = performance.now() - this.#startedAt
     if (outcome !== undefined) this.#countFailure(outcome.message, outcome.kind)
-    else if (this.outcome === 'neutral' && !this.#ex.clientGone) this.outcome = 'success'
+    else if (this.outcome === 'neutral' && !this.#ex.clientGone && this.refusal === undefined) this.outcome = 'success'
     this.#resolve(outcome)
   }
 

@@ -35,7 +35,6 @@ t.test('defaults: listen 127.0.0.1:11435, one instance at 127.0.0.1:11434, memor
   t.equal(config.balancer.policy, 'load-score')
   t.same(config.proxy, {
     maxAttempts: 3,
-    maxBodyBytes: 32 * 1024 * 1024,
     connectTimeoutMs: 5000,
     firstByteTimeoutMs: 300_000,
     idleTimeoutMs: 300_000,
@@ -44,6 +43,33 @@ t.test('defaults: listen 127.0.0.1:11435, one instance at 127.0.0.1:11434, memor
   t.equal(config.server.drainTimeoutMs, 30_000)
   t.equal(config.server.headersTimeoutMs, 10_000)
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.instances[0]), 'frozen')
+})
+
+t.test('limits defaults: body sizes per kind of route, no connection or per-client limit, no trusted proxy', async (t) => {
+  const { config } = loadConfig({ env: {} })
+  const MiB = 1024 * 1024
+  t.same(config.limits.maxBodyBytes, { generation: 32 * MiB, embedding: 16 * MiB, model: MiB, upload: 0, other: 32 * MiB })
+  t.equal(config.server.maxConnections, 0)
+  t.equal(config.server.maxRequestsPerClient, 0)
+  t.equal(config.server.trustProxy, false)
+  const set = configFromObject({
+    limits: { max_body_size: { embedding: '2MiB', upload: '10GiB' } },
+    server: { max_connections: 500, max_requests_per_client: 8, trust_proxy: ['10.0.0.0/8', '::1'] },
+  }).config
+  t.same(set.limits.maxBodyBytes, { generation: 32 * MiB, embedding: 2 * MiB, model: MiB, upload: 10 * 1024 * MiB, other: 32 * MiB })
+  t.same(set.server.trustProxy, ['10.0.0.0/8', '::1'])
+  t.equal(set.server.maxRequestsPerClient, 8)
+})
+
+t.test('proxy.max_body_size from older files still sets every body read whole; the new keys win', async (t) => {
+  const legacy = configFromObject({ proxy: { max_body_size: '64KiB', max_attempts: 2 } })
+  t.same(legacy.config.limits.maxBodyBytes, { generation: 65536, embedding: 65536, model: 65536, upload: 0, other: 65536 })
+  t.equal(legacy.config.proxy.maxAttempts, 2, 'the rest of proxy is untouched')
+  t.notOk('max_body_size' in legacy.effective.proxy, 'the effective configuration shows the new place')
+  const both = configFromObject({ proxy: { max_body_size: '64KiB' }, limits: { max_body_size: { model: '1KiB' } } })
+  t.equal(both.config.limits.maxBodyBytes.model, 1024)
+  t.equal(both.config.limits.maxBodyBytes.generation, 65536)
+  t.same(problems({ proxy: { max_body_size: 'huge' } }).length, 4, 'a bad legacy value is reported where it now lives')
 })
 
 t.test('cache defaults: memory store 256MiB, layers 7d / 30d / 24h, deterministic generations', async (t) => {
@@ -161,7 +187,11 @@ t.test('one rule per field, each reported with its path, all at once', async (t)
     ['models_interval', { health: { models_interval: 10 } }, 'health.models_interval must be at least 1000 ms, got 10'],
     ['max_attempts', { proxy: { max_attempts: 0 } }, 'proxy.max_attempts must be at least 1, got 0'],
     ['duration', { proxy: { connect_timeout: '5 years' } }, 'proxy.connect_timeout must be a duration like "30s", "5m" or "250ms", got "5 years"'],
-    ['size', { proxy: { max_body_size: 'huge' } }, 'proxy.max_body_size must be a size like "32MiB", "64KiB" or a number of bytes, got "huge"'],
+    ['size', { limits: { max_body_size: { embedding: 'huge' } } }, 'limits.max_body_size.embedding must be a size like "32MiB", "64KiB" or a number of bytes, got "huge"'],
+    ['max_connections', { server: { max_connections: -1 } }, 'server.max_connections must be at least 0, got -1'],
+    ['max_requests_per_client', { server: { max_requests_per_client: 2.5 } }, 'server.max_requests_per_client must be a whole number, got 2.5'],
+    ['trust_proxy cidr', { server: { trust_proxy: ['10.0.0.0/33'] } }, 'server.trust_proxy[0] must be an IP address or CIDR like 10.0.0.0/8, got "10.0.0.0/33"'],
+    ['trust_proxy type', { server: { trust_proxy: 'yes' } }, 'server.trust_proxy has the wrong type, got string "yes"'],
     ['headers within request timeout', { server: { headers_timeout: '20m', request_timeout: '1m' } }, 'server.headers_timeout must not be longer than server.request_timeout ("1m"), got "20m"'],
     ['section type', { server: 'fast' }, 'server must be a mapping, got string "fast"'],
     ['redis needs a target', { redis: { command_timeout: '50ms' } }, 'redis.url is required (or sentinels with name, or cluster)'],

@@ -49,7 +49,7 @@ async function startViews(
   const balancer = new Balancer(config, { logger })
   const pick = deps.candidates ?? ((all) => all)
   const views = new ClusterViews({ candidates: () => pick(balancer.instances), logger, config: config.proxy, modelsChanged: deps.modelsChanged })
-  const proxy = new Proxy({ balancer, cache: passThroughCache, logger, config: config.proxy, views, window: new RequestWindow() })
+  const proxy = new Proxy({ balancer, cache: passThroughCache, logger, config: config.proxy, limits: config.limits, views, window: new RequestWindow() })
   const server = createServer((req, res) => void proxy.handle(req, res, pathnameOf(req.url ?? '/')))
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(async () => {

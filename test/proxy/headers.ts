@@ -9,7 +9,7 @@ const upstreamRequestHeaders = (...args: Parameters<typeof flat>): Record<string
   return out
 }
 
-t.test('hop-by-hop request headers are dropped, X-Forwarded-* set', async (t) => {
+t.test('hop-by-hop request headers are dropped, X-Forwarded-* set (behind a trusted proxy: appended to)', async (t) => {
   const out = upstreamRequestHeaders(
     {
       host: 'corral:11435',
@@ -26,7 +26,7 @@ t.test('hop-by-hop request headers are dropped, X-Forwarded-* set', async (t) =>
       'content-type': 'application/json',
       'x-forwarded-for': '10.0.0.1',
     },
-    { requestId: 'r1', clientAddress: '127.0.0.1', streamedBody: false },
+    { requestId: 'r1', clientAddress: '127.0.0.1', trustedPeer: true, streamedBody: false },
   )
   t.same(out, {
     authorization: 'Bearer k',
@@ -39,9 +39,37 @@ t.test('hop-by-hop request headers are dropped, X-Forwarded-* set', async (t) =>
 })
 
 t.test('a streamed body keeps its content-length', async (t) => {
-  const out = upstreamRequestHeaders({ 'content-length': '99' }, { requestId: 'r', clientAddress: undefined, streamedBody: true })
+  const out = upstreamRequestHeaders({ 'content-length': '99' }, { requestId: 'r', clientAddress: undefined, trustedPeer: false, streamedBody: true })
   t.equal(out['content-length'], '99')
   t.equal(out['x-forwarded-for'], 'unknown')
+})
+
+t.test('from an untrusted client, X-Forwarded-*, Forwarded and X-Real-IP are replaced by what corral sees', async (t) => {
+  const claims = {
+    host: 'corral:11435',
+    'x-forwarded-for': '6.6.6.6',
+    'x-forwarded-proto': 'https',
+    'x-forwarded-host': 'bank.example',
+    forwarded: 'for=6.6.6.6;proto=https',
+    'x-real-ip': '6.6.6.6',
+    'content-type': 'application/json',
+  }
+  const out = upstreamRequestHeaders(claims, { requestId: 'r', clientAddress: '10.1.2.3', trustedPeer: false, streamedBody: false })
+  t.same(out, {
+    'content-type': 'application/json',
+    'x-forwarded-for': '10.1.2.3',
+    'x-forwarded-proto': 'http',
+    'x-forwarded-host': 'corral:11435',
+    'x-request-id': 'r',
+  })
+  const trusted = upstreamRequestHeaders(claims, { requestId: 'r', clientAddress: '10.1.2.3', trustedPeer: true, streamedBody: false })
+  t.match(trusted, {
+    'x-forwarded-for': '6.6.6.6, 10.1.2.3',
+    'x-forwarded-proto': 'https',
+    'x-forwarded-host': 'bank.example',
+    forwarded: 'for=6.6.6.6;proto=https',
+    'x-real-ip': '6.6.6.6',
+  })
 })
 
 t.test('hop-by-hop response headers are dropped, X-Request-Id set', async (t) => {

@@ -4,7 +4,8 @@
  * request lost, a removed instance drains before its pool closes, weights and TTLs change for
  * what comes next, and an invalid file changes nothing.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdtempSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -201,6 +202,60 @@ t.test('settings that need a restart are kept and reported; the rest applies', a
   t.equal(seen.length, 1, 'listeners were told')
   t.equal(seen[0]![0], corral.config)
   t.equal(seen[0]![1].logLevel, 'info')
+})
+
+t.test('keys, body limits, the per-client limit and trust_proxy change live', async (t) => {
+  const [a] = await fakes(1, { tokenDelayMs: 20, tokens: 30 })
+  const before = { auth: { enabled: true, keys: [{ name: 'old', key: 'key-old-0123456789' }] }, limits: { max_body_size: { generation: '1MiB' } } }
+  const { corral, url } = await startCorral(t, [], { instances: named({ a: a!.url }), ...before })
+  const bearer = (key: string): Record<string, string> => ({ authorization: `Bearer ${key}` })
+  const big = { ...GENERATE, prompt: 'x'.repeat(8 * 1024) }
+  t.equal((await send(url, 'POST', '/api/generate', big, bearer('key-old-0123456789'))).status, 200, 'an 8 KiB body under 1 MiB')
+  t.equal((await send(url, 'POST', '/api/generate', GENERATE, bearer('key-new-0123456789'))).status, 401, 'the new key is not known yet')
+
+  const after = {
+    auth: { enabled: true, keys: [{ name: 'new', key: 'key-new-0123456789' }] },
+    limits: { max_body_size: { generation: '4KiB' } },
+    server: { max_requests_per_client: 1, trust_proxy: true },
+  }
+  const result = corral.reload(configOf({ a: a!.url }, after))
+  t.equal(result.status, 'reloaded')
+  t.equal((await send(url, 'POST', '/api/generate', GENERATE, bearer('key-old-0123456789'))).status, 401, 'a removed key is refused at once')
+  t.equal((await send(url, 'POST', '/api/generate', GENERATE, bearer('key-new-0123456789'))).status, 200, 'an added key works at once')
+  const tooBig = await send(url, 'POST', '/api/generate', big, bearer('key-new-0123456789'))
+  t.equal(tooBig.status, 413, 'the smaller body limit applies')
+  t.match(tooBig.json, { error: /4096|4 ?KiB|too large/i })
+
+  const held = await request(`${url}/api/generate`, {
+    method: 'POST',
+    headers: { ...bearer('key-new-0123456789'), 'x-forwarded-for': '10.0.0.1' },
+    body: JSON.stringify({ model: 'llama3.2', prompt: 'held' }),
+  })
+  const same = await send(url, 'POST', '/api/generate', GENERATE, { ...bearer('key-new-0123456789'), 'x-forwarded-for': '10.0.0.1' })
+  t.equal(same.status, 429, 'one request per client, the client read from X-Forwarded-For (trust_proxy)')
+  const other = await send(url, 'POST', '/api/generate', GENERATE, { ...bearer('key-new-0123456789'), 'x-forwarded-for': '10.0.0.2' })
+  t.equal(other.status, 200, 'another client behind the same proxy')
+  t.equal(ndjson(await held.body.text()).at(-1)!.done, true, 'the held stream finishes whole')
+  await corral.perClient.whenInFlightAtMost(0)
+  t.equal(corral.perClient.clients, 0, 'every per-client slot came back')
+})
+
+t.test('a reload whose JWT key file is gone by the time it applies changes nothing', async (t) => {
+  const [a, b] = await fakes(2)
+  const key = 'key-k-0123456789ab'
+  const { corral, url, logs } = await startCorral(t, [], { instances: named({ a: a!.url }), auth: { enabled: true, keys: [{ name: 'k', key }] } })
+  const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const pem = join(dir, 'jwt-public.pem')
+  writeFileSync(pem, publicKey.export({ type: 'spki', format: 'pem' }))
+  // Validated while the file exists (as a reload reads it), then removed before it is applied.
+  const next = configOf({ a: a!.url, b: b!.url }, { auth: { enabled: true, keys: [{ name: 'k', key }], jwt: { public_key: pem, algorithms: ['RS256'] } } })
+  unlinkSync(pem)
+  const result = corral.reload(next)
+  t.equal(result.status, 'invalid')
+  t.ok(logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('config reload rejected')), 'one error line')
+  t.equal(corral.config.instances.length, 1, 'the fleet is the old one')
+  for (let i = 0; i < 4; i++) t.equal((await send(url, 'POST', '/api/generate', { ...GENERATE, prompt: `k${i}` }, { authorization: `Bearer ${key}` })).status, 200, 'the old keys still work')
+  t.equal(b!.count('/api/generate'), 0, 'the instance of the rejected config gets nothing')
 })
 
 t.test('a new inference TTL applies to new entries', async (t) => {

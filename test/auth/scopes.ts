@@ -83,9 +83,11 @@ t.test('encoded, doubled or dotted paths are judged as Ollama would route them',
   const fake = await startFakeOllama()
   t.teardown(() => fake.close())
   const { url } = await startCorral(t, [fake.url], { auth: { enabled: true, keys } })
-  for (const path of ['/api/%70ull', '/api//pull', '/api/pull/', '/api/./pull', '/api/x/../pull', '/api/blobs%2Fsha256:00', '/api/%zz']) {
+  for (const path of ['/api/%70ull', '/api//pull', '/api/pull/', '/api/./pull', '/api/x/../pull', '/api/blobs%2Fsha256:00']) {
     t.equal((await send(url, 'POST', path, { model: 'llama3.2' }, bearer(USER))).status, 403, path)
   }
+  // A target that does not decode is refused before auth even looks at it (the server's checks).
+  t.equal((await send(url, 'POST', '/api/%zz', { model: 'llama3.2' }, bearer(USER))).status, 400, '/api/%zz')
   const absolute = await rawExchange(url, `POST http://${new URL(fake.url).host}/api/pull HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${USER}\r\nContent-Type: application/json\r\nContent-Length: 2`, '{}')
   t.match(absolute, /^HTTP\/1\.1 403 /, 'an absolute-form target needs admin')
   t.equal(fake.count(), 0, 'none reached the instance')

@@ -23,7 +23,8 @@ const BIN = join(import.meta.dirname, '..', '..', 'bin', 'corral.js')
 const STREAMS = 24
 
 t.test('SIGTERM under load: new connections refused, streams in flight complete, exit 0', async (t) => {
-  // 25 tokens 40 ms apart: each stream lasts about a second, well inside the 30 s drain budget even on a busy machine.
+  // 25 tokens 40 ms apart: each stream lasts about a second, well inside the 30 s drain budget
+  // even on a busy machine.
   const fakes = await Promise.all([0, 1, 2].map(() => startFakeOllama({ tokens: 25, tokenDelayMs: 40, numParallel: 8 })))
   t.teardown(() => Promise.all(fakes.map((f) => f.close())))
   const proxies = await Promise.all(fakes.map((f) => startFaultProxy(f.port)))

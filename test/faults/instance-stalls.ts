@@ -9,7 +9,7 @@ import { runLoad } from '../fixtures/fault-load.js'
 import { assertNoOpenSockets, assertSettled, startScene, within } from '../fixtures/fault-scene.js'
 
 t.test('an instance hangs before headers: requests sent there are retried elsewhere after the first-byte timeout', async (t) => {
-  const scene = await startScene(t, { config: { proxy: { first_byte_timeout: '300ms' } } })
+  const scene = await startScene(t, { config: { proxy: { first_byte_timeout: '1s' } } })
   await scene.proxies[0]!.set({ mode: 'blackhole' })
   const tally = await runLoad('hangs before headers', scene.url, { count: 60, concurrency: 9 })
   t.equal(tally.sent, 60)

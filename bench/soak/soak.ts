@@ -241,7 +241,9 @@ async function main(): Promise<void> {
   stop.abort()
   await faultsDone
   log(`load stopped; waiting for ${pending.size} requests in flight`)
-  await Promise.race([Promise.all([...pending]), new Promise((resolve) => setTimeout(resolve, 90_000))])
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([Promise.all([...pending]), new Promise((resolve) => (timer = setTimeout(resolve, 90_000)))])
+  clearTimeout(timer)
   clearInterval(sampler)
   await sample()
   csv.end()

@@ -54,7 +54,7 @@ export class MemoryStore implements CacheStore {
   put(key: string, value: Buffer, ttlMs: number, view?: unknown): CacheEntry | undefined {
     const size = value.length + this.#extraBytes(value) + key.length
     if (size > this.#maxEntryBytes || ttlMs <= 0) return undefined
-    const entry: MemoryEntry = { value, view, layer: this.#layerOf(key), size }
+    const entry: MemoryEntry = { value: ownBuffer(value), view, layer: this.#layerOf(key), size }
     this.#lru.set(key, entry, { ttl: ttlMs })
     if (this.#lru.peek(key) !== entry) return undefined
     const usage = this.#usageOf(entry.layer)
@@ -98,4 +98,18 @@ export class MemoryStore implements CacheStore {
     if (usage === undefined) this.#usage.set(layer, (usage = { entries: 0, bytes: 0, evictions: 0 }))
     return usage
   }
+}
+
+/**
+ * `value` itself when it owns its memory, else a copy that does. A Buffer that is a view on a
+ * larger allocation (a reply sliced out of a socket read by the Redis client, a small Buffer in
+ * Node's shared 8 KiB pool) keeps all of that allocation alive while the entry lives, so the
+ * store's byte bound would not bound memory (the soak saw external memory grow past twice the
+ * bound). The copy costs one memcpy per stored entry, never per hit.
+ */
+function ownBuffer(value: Buffer): Buffer {
+  if (value.byteOffset === 0 && value.buffer.byteLength === value.length) return value
+  const own = Buffer.allocUnsafeSlow(value.length)
+  value.copy(own)
+  return own
 }

@@ -10,23 +10,13 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
+import { CORRAL_BIN, cleanEnv, runCli } from './fixtures/cli-process.js'
 import { startFakeOllama } from './fixtures/fake-ollama.js'
 import { ndjson, send } from './fixtures/http.js'
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'corral.js')
+const BIN = CORRAL_BIN
 const dir = mkdtempSync(join(tmpdir(), 'corral-cli-'))
-/** An environment without the caller's CORRAL_* or OLLAMA_HOST, so results do not depend on the shell. */
-const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CORRAL_') && k !== 'OLLAMA_HOST'))
-
-async function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...cleanEnv, ...env } })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-  const [code] = (await once(child, 'close')) as [number | null]
-  return { code, stdout, stderr }
-}
+const run = runCli
 
 /** Starts `corral serve` and resolves with its URL once its `listening` log line appears. */
 async function serve(t: Test, args: string[]): Promise<{ child: ChildProcess; url: string; lines: Record<string, unknown>[] }> {

@@ -12,31 +12,18 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { BenchReport } from '../../src/bench/bench-result.js'
 import { BUILT_IN_QUESTIONS } from '../../src/bench/prompts.js'
+import { CORRAL_BIN, runCli, type CliRun } from '../fixtures/cli-process.js'
 import { startFakeOllama, type FakeOllama } from '../fixtures/fake-ollama.js'
 
 // About ten node processes start here; on a busy 2-core machine each takes a few seconds.
 t.setTimeout(240_000)
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'corral.js')
+const BIN = CORRAL_BIN
 const dir = mkdtempSync(join(tmpdir(), 'corral-bench-'))
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+const bench = (args: string[]): Promise<CliRun> => runCli(['bench', ...args])
 
-async function bench(args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, 'bench', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-  const [code] = (await once(child, 'close')) as [number | null]
-  return { code, stdout, stderr }
-}
-
-function report(run: Run): BenchReport {
+function report(run: CliRun): BenchReport {
   return JSON.parse(run.stdout) as BenchReport
 }
 

@@ -14,12 +14,13 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import t from 'tap'
 import { Agent } from 'undici'
+import { CORRAL_BIN } from '../fixtures/cli-process.js'
 import { sendOne, Tally } from '../fixtures/fault-load.js'
 import { startFakeOllama } from '../fixtures/fake-ollama.js'
 import { startFaultProxy } from '../fixtures/fault-proxy.js'
 import { assertNoOpenSockets, until, within } from '../fixtures/fault-scene.js'
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'corral.js')
+const BIN = CORRAL_BIN
 const STREAMS = 24
 
 t.test('SIGTERM under load: new connections refused, streams in flight complete, exit 0', async (t) => {

@@ -11,11 +11,12 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
+import { CORRAL_BIN } from '../fixtures/cli-process.js'
 import { startFakeOllama, type FakeOllama } from '../fixtures/fake-ollama.js'
 import { ndjson, send } from '../fixtures/http.js'
 import { waitFor } from '../fixtures/wait-for.js'
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'corral.js')
+const BIN = CORRAL_BIN
 const dir = mkdtempSync(join(tmpdir(), 'corral-reload-process-'))
 const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CORRAL_') && k !== 'OLLAMA_HOST'))
 const GENERATE = { model: 'llama3.2', prompt: 'Why is the sky blue?', stream: false }

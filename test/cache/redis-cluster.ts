@@ -13,7 +13,7 @@ import { storeContract } from '../fixtures/cache-store-contract.js'
 import { startFakeOllama } from '../fixtures/fake-ollama.js'
 import { send } from '../fixtures/http.js'
 import { startRedisCluster } from '../fixtures/redis-cluster.js'
-import { startCorral } from '../fixtures/start-corral.js'
+import { embedBody, expectSharedCache, twoReplicas } from '../fixtures/replicas.js'
 import { steadyStream } from '../fixtures/steady-stream.js'
 
 // Six redis-servers, a cluster create and a failover: on a busy 2-core machine these take a while.
@@ -35,21 +35,12 @@ t.test('redis cluster', async (t) => {
     const fake = await startFakeOllama()
     t.teardown(() => fake.close())
     const config = { redis: { cluster: cluster.urls, key_prefix: 'rc:', local_cache_size: 0, command_timeout: '200ms', retry_interval: '200ms' } }
-    const a = await startCorral(t, [fake.url], config)
-    const b = await startCorral(t, [fake.url], config)
-    await Promise.all([a.corral.cache!.whenStoreUp(), b.corral.cache!.whenStoreUp()])
+    const [a, b] = await twoReplicas(t, fake, config)
 
     // Enough distinct inputs that every master holds some of them.
     const inputs = Array.from({ length: 12 }, (_, i) => `doc ${i}`)
-    const embed = (input: string) => ({ model: 'nomic-embed-text', input })
-    for (const input of inputs) t.equal((await send(a.url, 'POST', '/api/embed', embed(input))).headers['x-corral-cache'], 'miss')
-    await a.corral.cache!.settle()
-    const upstream = fake.count('/api/embed')
-    t.equal(upstream, inputs.length, 'each input reached the instance once')
-    for (const input of inputs) {
-      t.equal((await send(b.url, 'POST', '/api/embed', embed(input))).headers['x-corral-cache'], 'hit', `replica B hits what A cached: ${input}`)
-    }
-    t.equal(fake.count('/api/embed'), upstream, 'replica B sent nothing upstream')
+    const embed = embedBody
+    await expectSharedCache(t, a, b, fake, inputs)
 
     const keys = await cluster.keys('rc:embedding:*')
     t.equal(keys.length, inputs.length)

@@ -13,7 +13,7 @@ import { storeContract } from '../fixtures/cache-store-contract.js'
 import { startFakeOllama } from '../fixtures/fake-ollama.js'
 import { send } from '../fixtures/http.js'
 import { startRedisSentinel } from '../fixtures/redis-sentinel.js'
-import { startCorral } from '../fixtures/start-corral.js'
+import { embedBody, expectSharedCache, twoReplicas } from '../fixtures/replicas.js'
 import { steadyStream } from '../fixtures/steady-stream.js'
 
 // Five redis-servers and a failover: on a busy 2-core machine these take a while.
@@ -33,20 +33,11 @@ t.test('redis sentinel', async (t) => {
     const fake = await startFakeOllama()
     t.teardown(() => fake.close())
     const config = { redis: { ...redis, key_prefix: 'rs:', local_cache_size: 0 } }
-    const a = await startCorral(t, [fake.url], config)
-    const b = await startCorral(t, [fake.url], config)
-    await Promise.all([a.corral.cache!.whenStoreUp(), b.corral.cache!.whenStoreUp()])
+    const [a, b] = await twoReplicas(t, fake, config)
 
     const inputs = Array.from({ length: 6 }, (_, i) => `doc ${i}`)
-    const embed = (input: string) => ({ model: 'nomic-embed-text', input })
-    for (const input of inputs) t.equal((await send(a.url, 'POST', '/api/embed', embed(input))).headers['x-corral-cache'], 'miss')
-    await a.corral.cache!.settle()
-    const upstream = fake.count('/api/embed')
-    t.equal(upstream, inputs.length, 'each input reached the instance once')
-    for (const input of inputs) {
-      t.equal((await send(b.url, 'POST', '/api/embed', embed(input))).headers['x-corral-cache'], 'hit', `replica B hits what A cached: ${input}`)
-    }
-    t.equal(fake.count('/api/embed'), upstream, 'replica B sent nothing upstream')
+    const embed = embedBody
+    await expectSharedCache(t, a, b, fake, inputs)
     await group.waitReplicated()
 
     const stream = steadyStream([a.url, b.url], (i) => embed(inputs[i % inputs.length]!))

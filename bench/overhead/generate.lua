@@ -16,6 +16,8 @@ local counter = 0
 local base = 0
 local tid = 0
 local headers = { ["Content-Type"] = "application/json" }
+-- BENCH_KEY (set by run.sh): an API key for the corral-auth target; other targets ignore it.
+if os.getenv("BENCH_KEY") then headers["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY") end
 -- STREAM=1 asks for the streamed answer (an 8-chunk NDJSON stream) instead of one JSON object.
 local stream = os.getenv("STREAM") == "1" and "true" or "false"
 

@@ -14,7 +14,7 @@
 #   PROXY_CPU (1)      CPU for the proxy under test (nginx or corral)
 #   NICE (-15 as root) priority of every process the benchmark runs
 #   TARGETS ("direct nginx corral"; add "floor" for a bare node:http + undici relay, and
-#                      then ROUNDS=4 to stay under 3 minutes)
+#                      then ROUNDS=4 to stay under 3 minutes; "corral-auth" is corral with API keys on)
 #   CORRAL_ARGS        extra flags for `corral serve`
 #   STREAM (unset)     1: ask for the streamed answer (8 NDJSON chunks) instead of one JSON object
 #   PROFILE (unset)    1: run corral under `node --cpu-prof` and summarise its profile
@@ -69,13 +69,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$OUT"
 
-read -r UP_PORT NGINX_PORT CORRAL_PORT FLOOR_PORT < <(free_ports 4)
+read -r UP_PORT NGINX_PORT CORRAL_PORT FLOOR_PORT AUTH_PORT < <(free_ports 5)
+# Sent by every request to every target (wrk and the readiness checks); only corral-auth checks it.
+export BENCH_KEY="overhead-bench-key-0123456789"
 
 # fetch URL PROMPT: POST a generate request, print "<status> <sha256 of body> <bytes>".
 fetch() {
   node -e '
     const [url, prompt] = process.argv.slice(1);
-    fetch(url + "/api/generate", { method: "POST", headers: { "content-type": "application/json" },
+    fetch(url + "/api/generate", { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer " + process.env.BENCH_KEY },
       body: JSON.stringify({ model: "llama3.2", prompt, stream: false }), signal: AbortSignal.timeout(2000) })
       .then(async (r) => { const b = Buffer.from(await r.arrayBuffer());
         console.log(r.status, require("node:crypto").createHash("sha256").update(b).digest("hex"), b.length); })
@@ -131,6 +133,42 @@ WANT="$(fetch "$UP_URL" "expected answer")"
 case "$WANT" in 200\ *) ;; *) die "upstream did not answer: $WANT ($(cat "$TMP/upstream.log"))" ;; esac
 log "upstream $UP_URL answers $WANT"
 
+# start_corral TARGET PORT EXTRA_YAML: a corral process as a target (corral, or corral-auth: the
+# same with API keys on, to measure what admission costs).
+start_corral() {
+  local target="$1" port="$2" extra="$3"
+  if [ ! -f "$ROOT/dist/cli.js" ]; then
+    log "corral: dist/ missing, building"
+    (cd "$ROOT" && { [ -d node_modules ] || npm ci --silent; } && npm run build --silent) >"$OUT/corral-build.log" 2>&1 ||
+      log "corral: build failed (see $OUT/corral-build.log)"
+  fi
+  if ! (cd "$ROOT" && node bin/corral.js --version) >"$OUT/corral-version.txt" 2>&1; then
+    why="$(grep -m1 -iE 'error' "$OUT/corral-version.txt" || head -1 "$OUT/corral-version.txt")"
+    NOTE[$target]="skipped: \`node bin/corral.js --version\` failed: $(head -c 160 <<<"$why" | tr '|' ' ')"
+    log "$target: ${NOTE[$target]}"
+    return 1
+  fi
+  CORRAL_VERSION="$(head -1 "$OUT/corral-version.txt")"
+  prof_flags=""
+  [ -z "$PROFILE" ] || prof_flags="--cpu-prof --cpu-prof-dir=$OUT"
+  # shellcheck disable=SC2086
+  # No concurrency cap, like nginx: this measures relaying, not corral's queue (the stand-in
+  # answers at once, it has no parallel slots to protect).
+  printf 'listen: 127.0.0.1:%s\ninstances:\n  - url: %s\n    max_concurrency: 1024\n%s' "$port" "$UP_URL" "$extra" >"$OUT/$target.yaml"
+  (cd "$ROOT" && exec nice -n "$NICE" taskset -c "$PROXY_CPU" node $prof_flags bin/corral.js serve \
+    --config "$OUT/$target.yaml" --log-level warn $CORRAL_ARGS) >"$OUT/$target.log" 2>&1 &
+  CORRAL_PID=$!
+  PIDS+=("$CORRAL_PID")
+  if ! wait_ready "http://127.0.0.1:$port" 20; then
+    NOTE[$target]="skipped: corral did not answer POST /api/generate with the upstream's bytes (log: $OUT/$target.log)"
+    log "$target: ${NOTE[$target]}"
+    return 1
+  fi
+  URL[$target]="http://127.0.0.1:$port"
+  PROC[$target]="$CORRAL_PID"
+  return 0
+}
+
 RUN=()
 for target in $TARGETS; do
   case "$target" in
@@ -162,35 +200,12 @@ for target in $TARGETS; do
       PROC[floor]="$FLOOR_PID"
       ;;
     corral)
-      if [ ! -f "$ROOT/dist/cli.js" ]; then
-        log "corral: dist/ missing, building"
-        (cd "$ROOT" && { [ -d node_modules ] || npm ci --silent; } && npm run build --silent) >"$OUT/corral-build.log" 2>&1 ||
-          log "corral: build failed (see $OUT/corral-build.log)"
-      fi
-      if ! (cd "$ROOT" && node bin/corral.js --version) >"$OUT/corral-version.txt" 2>&1; then
-        why="$(grep -m1 -iE 'error' "$OUT/corral-version.txt" || head -1 "$OUT/corral-version.txt")"
-        NOTE[corral]="skipped: \`node bin/corral.js --version\` failed: $(head -c 160 <<<"$why" | tr '|' ' ')"
-        log "corral: ${NOTE[corral]}"
-        continue
-      fi
-      CORRAL_VERSION="$(head -1 "$OUT/corral-version.txt")"
-      prof_flags=""
-      [ -z "$PROFILE" ] || prof_flags="--cpu-prof --cpu-prof-dir=$OUT"
-      # shellcheck disable=SC2086
-      # No concurrency cap, like nginx: this measures relaying, not corral's queue (the stand-in
-      # answers at once, it has no parallel slots to protect).
-      printf 'listen: 127.0.0.1:%s\ninstances:\n  - url: %s\n    max_concurrency: 1024\n' "$CORRAL_PORT" "$UP_URL" >"$OUT/corral.yaml"
-      (cd "$ROOT" && exec nice -n "$NICE" taskset -c "$PROXY_CPU" node $prof_flags bin/corral.js serve \
-        --config "$OUT/corral.yaml" --log-level warn $CORRAL_ARGS) >"$OUT/corral.log" 2>&1 &
-      CORRAL_PID=$!
-      PIDS+=("$CORRAL_PID")
-      if ! wait_ready "http://127.0.0.1:$CORRAL_PORT" 20; then
-        NOTE[corral]="skipped: corral did not answer POST /api/generate with the upstream's bytes (log: $OUT/corral.log)"
-        log "corral: ${NOTE[corral]}"
-        continue
-      fi
-      URL[corral]="http://127.0.0.1:$CORRAL_PORT"
-      PROC[corral]="$CORRAL_PID"
+      start_corral corral "$CORRAL_PORT" "" || continue
+      ;;
+    corral-auth)
+      # A key with per-key limits that never bind: the cost of admission itself (lookup, the
+      # minute window, the concurrency slot), not of refusals.
+      start_corral corral-auth "$AUTH_PORT" "$(printf 'auth:\n  enabled: true\n  keys:\n    - name: bench\n      key: %s\n      rpm: 100000000\n      max_concurrency: 100000\n' "$BENCH_KEY")" || continue
       ;;
     *) die "unknown target $target" ;;
   esac

@@ -3,13 +3,17 @@
 // /api/generate (a short deterministic answer, streamed or not), deterministically from the
 // request, and counts what reaches it: GET /bench/stats -> {"calls": N, "distinct": D, "inputs": I}
 // (distinct = distinct request bodies minus stream/keep_alive; inputs = embedding inputs embedded).
-// Plain Node, no build. Usage: node upstream.js --port 0
+// With --precomputed, /api/embed and /api/embeddings answer from a pool of 256 vectors made at
+// start (picked by a cheap hash of each input), so the stand-in costs little per vector and the
+// ingestion benchmark (ingest.sh) measures the proxy, not the stand-in.
+// Plain Node, no build. Usage: node upstream.js --port 0 [--delay MS] [--precomputed]
 import { createHash } from 'node:crypto'
 import { createServer } from 'node:http'
 
 const args = process.argv.slice(2)
 const port = Number(args[args.indexOf('--port') + 1] || 0)
 const delayMs = Number(args.includes('--delay') ? args[args.indexOf('--delay') + 1] : 0)
+const precomputed = args.includes('--precomputed')
 let calls = 0
 let inputs = 0
 const distinct = new Set()
@@ -42,6 +46,15 @@ function vector(text) {
   return raw.map((x) => float32Shortest(Math.fround(x * norm)))
 }
 
+/** The pool of --precomputed: each vector's JSON text, as Ollama prints it. */
+const POOL = precomputed ? Array.from({ length: 256 }, (_, i) => Buffer.from(JSON.stringify(vector(`pool ${i}`)))) : []
+const COMMA = Buffer.from(',')
+function pooled(text) {
+  let h = 2166136261
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619)
+  return POOL[(h >>> 0) % POOL.length]
+}
+
 const server = createServer((req, res) => {
   const chunks = []
   req.on('data', (c) => chunks.push(c))
@@ -69,6 +82,18 @@ const server = createServer((req, res) => {
       if (req.url === '/api/embed') {
         const list = Array.isArray(body.input) ? body.input : [body.input]
         inputs += list.length
+        if (precomputed) {
+          // The answer's parts are written as they are (no joined copy): the stand-in costs little per vector.
+          const parts = [Buffer.from(`{"model":${JSON.stringify(body.model)},"embeddings":[`)]
+          list.forEach((text, i) => parts.push(...(i === 0 ? [] : [COMMA]), pooled(text)))
+          parts.push(Buffer.from(`],"total_duration":12000000,"load_duration":1000000,"prompt_eval_count":${list.length * 8}}`))
+          res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': parts.reduce((n, p) => n + p.length, 0) })
+          res.cork()
+          for (const part of parts) res.write(part)
+          res.end()
+          res.uncork()
+          return
+        }
         const out = JSON.stringify({
           model: body.model,
           embeddings: list.map(vector),
@@ -76,6 +101,13 @@ const server = createServer((req, res) => {
           load_duration: 1_000_000,
           prompt_eval_count: list.length * 8,
         })
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(out) })
+        return res.end(out)
+      }
+      if (req.url === '/api/embeddings') {
+        inputs++
+        const text = precomputed ? pooled(String(body.prompt)).toString('latin1') : JSON.stringify(vector(String(body.prompt)))
+        const out = `{"embedding":${text}}`
         res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(out) })
         return res.end(out)
       }

@@ -7,7 +7,15 @@ interface LayerCounters {
   hits: number
   misses: number
   writes: number
+  skippedOverload: number
+  skippedStore: number
 }
+
+/**
+ * Why an entry was not stored: `overload`, the capture queue was full (corral was saturated and
+ * answered without storing); `store`, the store refused or failed the write (Redis down or slow).
+ */
+export type SkipReason = 'overload' | 'store'
 
 /** One layer in `GET /api/advanced-cache-stats`. */
 export interface LayerStats {
@@ -17,6 +25,8 @@ export interface LayerStats {
   hit_rate: number
   /** Entries stored. */
   writes: number
+  /** Entries not stored: the capture queue was full (corral saturated) or the store failed the write. */
+  skipped: { overload: number; store: number }
   /** Entries dropped from process memory to make room. */
   evictions: number
   /** Entries in process memory (the memory store, or the memory tier in front of Redis). */
@@ -37,6 +47,8 @@ export interface CacheStatsReport {
   coalesced: number
   /** Requests of cacheable routes that were not cached (policy, Cache-Control, load requests). */
   bypassed: number
+  /** Entries not stored, all layers (see each layer's `skipped`). */
+  skipped_writes: number
   layers: Record<CacheLayerName, LayerStats>
   redis: { state: 'connecting' | 'up' | 'down'; errors: number; state_changes: number } | null
 }
@@ -46,9 +58,9 @@ const rate = (hits: number, misses: number): number => (hits + misses === 0 ? 0 
 /** Hit, miss and write counters per layer; requests count once (a batch of embeddings is one request). */
 export class CacheStats {
   readonly #layers: Record<CacheLayerName, LayerCounters> = {
-    embedding: { hits: 0, misses: 0, writes: 0 },
-    chunk: { hits: 0, misses: 0, writes: 0 },
-    inference: { hits: 0, misses: 0, writes: 0 },
+    embedding: { hits: 0, misses: 0, writes: 0, skippedOverload: 0, skippedStore: 0 },
+    chunk: { hits: 0, misses: 0, writes: 0, skippedOverload: 0, skippedStore: 0 },
+    inference: { hits: 0, misses: 0, writes: 0, skippedOverload: 0, skippedStore: 0 },
   }
   coalesced = 0
   bypassed = 0
@@ -65,20 +77,29 @@ export class CacheStats {
     this.#layers[layer].writes++
   }
 
+  /** `count` entries of `layer` were not stored. */
+  skipped(layer: CacheLayerName, reason: SkipReason, count: number): void {
+    if (reason === 'overload') this.#layers[layer].skippedOverload += count
+    else this.#layers[layer].skippedStore += count
+  }
+
   report(config: CacheConfig, store: CacheStore): CacheStatsReport {
     let hits = 0
     let misses = 0
+    let skipped = 0
     const layers = {} as Record<CacheLayerName, LayerStats>
     for (const name of CACHE_LAYERS) {
       const c = this.#layers[name]
       const usage = store.usage(name)
       hits += c.hits
       misses += c.misses
+      skipped += c.skippedOverload + c.skippedStore
       layers[name] = {
         hits: c.hits,
         misses: c.misses,
         hit_rate: rate(c.hits, c.misses),
         writes: c.writes,
+        skipped: { overload: c.skippedOverload, store: c.skippedStore },
         evictions: usage.evictions,
         entries: usage.entries,
         bytes: usage.bytes,
@@ -94,6 +115,7 @@ export class CacheStats {
       hit_rate: rate(hits, misses),
       coalesced: this.coalesced,
       bypassed: this.bypassed,
+      skipped_writes: skipped,
       layers,
       redis: health === undefined ? null : { state: health.state, errors: health.errors, state_changes: health.stateChanges },
     }

@@ -8,10 +8,14 @@ import { OllamaCache } from './ollama-cache.js'
 import { createRedisClient } from './redis-client.js'
 import { RedisStore } from './redis-store.js'
 import { TieredStore } from './tiered-store.js'
-import { StoredVector } from './vector-codec.js'
 
 /** Key prefix of the memory store (Redis uses `redis.key_prefix`). */
 const MEMORY_PREFIX = 'corral:'
+/**
+ * The share of the process-memory bound (`cache.memory.max_size`, or `redis.local_cache_size`)
+ * kept for the rendered text of hot vectors; the entries themselves get the rest.
+ */
+const RENDERED_SHARE = 1 / 8
 
 export interface CacheParts {
   cache: OllamaCache
@@ -29,23 +33,32 @@ export function createCache(
   const logger = deps.logger.child({ part: 'cache' })
   const prefix = config.redis?.keyPrefix ?? MEMORY_PREFIX
   const keys = new KeySpace(prefix)
-  const memory = (maxBytes: number): MemoryStore =>
+  const memoryBytes = config.redis === undefined ? config.cache.memoryMaxBytes : config.redis.localCacheBytes
+  const renderedBytes = Math.floor(memoryBytes * RENDERED_SHARE)
+  const memory = (): MemoryStore =>
     new MemoryStore({
-      maxBytes,
+      maxBytes: memoryBytes - renderedBytes,
       maxEntryBytes: config.cache.maxEntryBytes,
       layerOf: (key) => keys.layerOf(key),
-      extraBytes: (value) => StoredVector.renderedBytesFor(value),
     })
   let store = deps.store
   if (store === undefined) {
     if (config.redis === undefined) {
-      store = memory(config.cache.memoryMaxBytes)
+      store = memory()
     } else {
       const redis = new RedisStore({ client: createRedisClient(config.redis), retryIntervalMs: config.redis.retryIntervalMs, logger })
-      store = config.redis.localCacheBytes > 0 ? new TieredStore(memory(config.redis.localCacheBytes), redis, config.redis.localTtlMs) : redis
+      store = config.redis.localCacheBytes > 0 ? new TieredStore(memory(), redis, config.redis.localTtlMs) : redis
     }
   }
   const replicaLockTtlMs = config.redis?.singleFlight === true && config.cache.singleFlight ? config.redis.lockTtlMs : undefined
-  const cache = new OllamaCache({ config: config.cache, store, keyPrefix: prefix, digestOf: deps.digestOf, logger, replicaLockTtlMs })
+  const cache = new OllamaCache({
+    config: config.cache,
+    store,
+    keyPrefix: prefix,
+    digestOf: deps.digestOf,
+    logger,
+    replicaLockTtlMs,
+    renderedBytes: deps.store === undefined ? renderedBytes : 0,
+  })
   return { cache, routes: new CacheRoutes(cache) }
 }

@@ -1,8 +1,11 @@
 /**
  * Reading an instance's embedding answer (`/api/embed`, `/api/embeddings`, `/v1/embeddings`,
  * floats or base64) into one stored vector per input, each with its share of the prompt tokens.
+ * Ollama's own answers are only cut into each vector's text here (the numbers are read when the
+ * vector is stored); OpenAI's are parsed whole.
  */
 import type { VectorPlan } from './cache-policy.js'
+import { scanEmbeddingText } from './embedding-text.js'
 import { StoredVector } from './vector-codec.js'
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
@@ -17,6 +20,18 @@ export function parseVectors(
   sent: readonly string[],
 ): { vectors: StoredVector[]; loadNs: number } | undefined {
   if (body === undefined) return undefined
+  if (plan.family === 'embed' || plan.family === 'embeddings') {
+    const text = scanEmbeddingText(body, plan.family, sent.length)
+    if (text === undefined) return undefined
+    const shares = tokenShares(sent, text.promptTokens)
+    const vectors: StoredVector[] = new Array<StoredVector>(sent.length)
+    for (let i = 0; i < sent.length; i++) {
+      const slice = body.subarray(text.ranges[2 * i], text.ranges[2 * i + 1])
+      // /api/embeddings answers float64 numbers (and its tokens are not reported).
+      vectors[i] = plan.family === 'embed' ? StoredVector.fromText(slice, shares[i]!, true) : StoredVector.fromText(slice, 0, false)
+    }
+    return { vectors, loadNs: plan.family === 'embed' ? text.loadNs : 0 }
+  }
   let obj: unknown
   try {
     obj = JSON.parse(body.toString('utf8'))
@@ -24,22 +39,8 @@ export function parseVectors(
     return undefined
   }
   if (!isObject(obj)) return undefined
-  const shares = tokenShares(sent, plan.family === 'openai_embed' ? (isObject(obj.usage) ? obj.usage.prompt_tokens : 0) : obj.prompt_eval_count)
+  const shares = tokenShares(sent, isObject(obj.usage) ? obj.usage.prompt_tokens : 0)
   const numbers = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number')
-  if (plan.family === 'embeddings') {
-    return numbers(obj.embedding) ? { vectors: [StoredVector.fromNumbers(obj.embedding, 0, false)], loadNs: 0 } : undefined
-  }
-  if (plan.family === 'embed') {
-    const list = obj.embeddings
-    if (!Array.isArray(list) || list.length !== sent.length) return undefined
-    const vectors: StoredVector[] = []
-    for (let i = 0; i < list.length; i++) {
-      const v: unknown = list[i]
-      if (!numbers(v)) return undefined
-      vectors.push(StoredVector.fromNumbers(v, shares[i]!, true))
-    }
-    return { vectors, loadNs: typeof obj.load_duration === 'number' ? obj.load_duration : 0 }
-  }
   const data = obj.data
   if (!Array.isArray(data) || data.length !== sent.length) return undefined
   const vectors: StoredVector[] = new Array<StoredVector>(sent.length)

@@ -21,8 +21,10 @@ import type { Forward, RequestCache } from './request-cache.js'
 import { ResponseCapture } from './response-capture.js'
 import { ReplicaFlight } from './replica-flight.js'
 import { SingleFlight, type Flight, type FlightObserver } from './single-flight.js'
-import { parseVectors } from './embedding-answer.js'
+import { RenderedVectors } from './rendered-vectors.js'
 import { StoredVector } from './vector-codec.js'
+import { VectorCapture, type VectorWrite } from './vector-capture.js'
+import { WriteBehind } from './write-behind.js'
 
 export interface OllamaCacheDeps {
   config: CacheConfig
@@ -37,6 +39,8 @@ export interface OllamaCacheDeps {
    * off. Needs `cache.single_flight`.
    */
   replicaLockTtlMs?: number | undefined
+  /** Bytes of process memory for the rendered text of hot vectors (0: render every hit). Default 0. */
+  renderedBytes?: number
 }
 
 /** `X-Corral-Cache` values. */
@@ -45,13 +49,24 @@ type CacheStatus = 'hit' | 'miss' | 'bypass' | 'coalesced'
 /** What a generation flight hands its followers: the stored entry (value and decoded view). */
 type AnswerResult = CacheEntry
 /** What an embedding flight hands its followers: the fetched vectors by item key. */
-type VectorResult = ReadonlyMap<string, StoredVector>
+interface VectorResult {
+  get(key: string): StoredVector | undefined
+}
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 const NDJSON_TYPE = 'application/x-ndjson'
 const SSE_TYPE = 'text/event-stream'
 /** An embedding answer corral must assemble is read whole whatever its size; above this it fails. */
 const MAX_ASSEMBLED_BYTES = 256 * 1024 * 1024
+/**
+ * Captured embedding answers waiting to be stored may hold this much memory; a capture that does
+ * not fit is not stored (counted as skipped). About a dozen 32-chunk batches of 768-d vectors: a
+ * backlog only helps while the loop has idle time to work it off, and a longer one would keep
+ * answers alive long enough to burden the garbage collector.
+ */
+const WRITE_QUEUE_BYTES = 4 * 1024 * 1024
+/** Store writes awaiting their acknowledgement (a slow Redis); beyond it new writes are skipped. */
+const MAX_PENDING_WRITES = 4096
 
 const EMBEDDING_HEAD = Buffer.from('{"embedding":')
 const OPENAI_HEAD = Buffer.from('{"object":"list","data":[')
@@ -78,6 +93,11 @@ export class OllamaCache implements RequestCache {
    * lookup was sent before the write landed finds the answer here instead of going upstream.
    */
   readonly #landing = new Map<string, CacheEntry>()
+  /** Captured embedding answers waiting for the writer, by item key: lookups find their vectors there. */
+  readonly #queued = new Map<string, VectorCapture>()
+  /** Capture work off the answers' path. */
+  readonly #writer = new WriteBehind({ maxQueuedBytes: WRITE_QUEUE_BYTES })
+  readonly #rendered: RenderedVectors
 
   constructor(deps: OllamaCacheDeps) {
     this.#config = deps.config
@@ -86,6 +106,7 @@ export class OllamaCache implements RequestCache {
     this.#digestOf = deps.digestOf
     this.#logger = deps.logger
     this.#replicas = deps.replicaLockTtlMs === undefined ? undefined : new ReplicaFlight(deps.store, this.#keys, deps.replicaLockTtlMs)
+    this.#rendered = new RenderedVectors(deps.renderedBytes ?? 0)
   }
 
   /**
@@ -140,13 +161,16 @@ export class OllamaCache implements RequestCache {
     return this.#stats.report(this.#config, this.#store)
   }
 
-  /** Resolves when every write started so far has been acknowledged (tests, shutdown). */
+  /** Stores every captured answer now and resolves when the store has acknowledged every write (tests, shutdown). */
   async settle(): Promise<void> {
+    this.#writer.drain()
     while (this.#pending.size > 0) await Promise.all([...this.#pending])
   }
 
   async close(): Promise<void> {
     await this.settle()
+    this.#writer.close()
+    this.#rendered.clear()
     await this.#store.close()
   }
 
@@ -331,7 +355,7 @@ export class OllamaCache implements RequestCache {
     }
     if (missing === 0) {
       this.#stats.hit(layer)
-      this.#sendVectors(ex, plan, found as StoredVector[], 0, 'hit')
+      this.#sendVectors(ex, plan, keys, found as StoredVector[], 0, 'hit')
       return
     }
     this.#stats.miss(layer)
@@ -345,7 +369,7 @@ export class OllamaCache implements RequestCache {
       await this.#untilClientGone(ex, flight.settledOrStarted('settled'))
       if (ex.clientGone) return
       if (flight.result !== undefined && this.#fill(keys, found, flight.result)) {
-        this.#sendVectors(ex, plan, found as StoredVector[], 0, 'coalesced')
+        this.#sendVectors(ex, plan, keys, found as StoredVector[], 0, 'coalesced')
         return
       }
     }
@@ -361,9 +385,9 @@ export class OllamaCache implements RequestCache {
     for (let i = 0; i < keys.length; i++) {
       const got = this.#store.get(keys[i]!)
       if (got instanceof Promise) {
-        ;(pending ??= []).push(got.then((entry) => void (found[i] = vectorOf(entry ?? this.#landing.get(keys[i]!)))))
+        ;(pending ??= []).push(got.then((entry) => void (found[i] = this.#vectorOf(keys[i]!, entry))))
       } else {
-        found[i] = vectorOf(got ?? (this.#landing.size === 0 ? undefined : this.#landing.get(keys[i]!)))
+        found[i] = this.#vectorOf(keys[i]!, got)
       }
     }
     const count = (): number => {
@@ -372,6 +396,19 @@ export class OllamaCache implements RequestCache {
       return missing
     }
     return pending === undefined ? count() : Promise.all(pending).then(count)
+  }
+
+  /**
+   * The vector of `key`: the store's entry, else one being written, else one of a captured answer
+   * still waiting for the writer.
+   */
+  #vectorOf(key: string, entry: CacheEntry | undefined): StoredVector | undefined {
+    if (entry !== undefined) return vectorOf(entry)
+    if (this.#landing.size > 0) {
+      const landing = this.#landing.get(key)
+      if (landing !== undefined) return vectorOf(landing)
+    }
+    return this.#queued.size === 0 ? undefined : this.#queued.get(key)?.get(key)
   }
 
   /** Fills the missing items from a flight's result; false when some are still missing. */
@@ -385,8 +422,9 @@ export class OllamaCache implements RequestCache {
 
   /**
    * Sends the missing items upstream. When they are the whole request (nothing cached, no
-   * repeats) the instance's answer is relayed as it is and captured; otherwise corral sends only
-   * the missing items, in one request, and assembles the answer itself.
+   * repeats) the instance's answer is relayed as it is, and its chunks are kept (no copy) for the
+   * write-behind queue to store; otherwise corral sends only the missing items, in one request,
+   * and assembles the answer from the cached vectors and the instance's own texts of the others.
    */
   async #fetchVectors(
     ex: Exchange,
@@ -399,7 +437,7 @@ export class OllamaCache implements RequestCache {
   ): Promise<void> {
     const relay = fetch.size === plan.inputs.length
     const flight = flightKey === undefined ? undefined : this.#vectors.lead(flightKey)
-    const capture = new ResponseCapture(relay ? this.#config.maxEntryBytes * 16 : MAX_ASSEMBLED_BYTES)
+    const capture = new ResponseCapture(relay ? this.#config.maxEntryBytes * 16 : MAX_ASSEMBLED_BYTES, undefined, 'reference')
     const sent = [...fetch.values()]
     if (!relay) {
       ex.body = Buffer.from(JSON.stringify({ ...ex.json, [plan.field]: plan.field === 'prompt' ? sent[0] : sent }))
@@ -407,23 +445,45 @@ export class OllamaCache implements RequestCache {
     }
     this.#mark(ex, 'miss')
     ex.tap = capture
-    let fetched: Map<string, StoredVector> | undefined
-    let extra: { loadNs: number } | undefined
+    let job: VectorCapture | undefined
     try {
       await forward(ex)
-      const parsed = capture.status === 200 ? parseVectors(plan, capture.body(), sent) : undefined
-      if (parsed !== undefined) {
-        fetched = new Map()
-        let i = 0
-        for (const key of fetch.keys()) fetched.set(key, parsed.vectors[i++]!)
-        extra = { loadNs: parsed.loadNs }
+      if (capture.status === 200 && capture.whole) {
+        const captured: VectorCapture = new VectorCapture(
+          plan,
+          capture.chunks,
+          [...fetch.keys()],
+          sent,
+          (writes) => this.#writeVectors(plan.layer, writes),
+          () => this.#unqueue(captured),
+        )
+        job = captured
       }
     } finally {
       ex.tap = undefined
-      if (flight !== undefined) this.#vectors.land(flightKey!, flight, fetched)
+      if (flight !== undefined) this.#vectors.land(flightKey!, flight, job)
     }
-    if (!relay && !ex.clientGone) this.#answerAssembled(ex, plan, keys, found, capture, fetched, extra?.loadNs ?? 0)
-    if (fetched !== undefined) for (const [key, vector] of fetched) void this.#write(plan.layer, key, { value: vector.encode(), view: vector })
+    if (!relay && !ex.clientGone) this.#answerAssembled(ex, plan, keys, found, capture, job)
+    if (job !== undefined) this.#queue(plan.layer, job)
+  }
+
+  /** Hands a captured answer to the write-behind queue, or skips it (counted) when the queue is full. */
+  #queue(layer: CacheLayerName, job: VectorCapture): void {
+    if (!this.#writer.add(job)) {
+      this.#stats.skipped(layer, 'overload', job.keys.length)
+      job.drop()
+      return
+    }
+    for (const key of job.keys) this.#queued.set(key, job)
+  }
+
+  #unqueue(job: VectorCapture): void {
+    for (const key of job.keys) if (this.#queued.get(key) === job) this.#queued.delete(key)
+  }
+
+  /** Writes a captured answer's vectors: issued together, so Redis gets them in one pipelined round trip. */
+  #writeVectors(layer: CacheLayerName, writes: readonly VectorWrite[]): void {
+    for (const { key, value } of writes) void this.#write(layer, key, { value, view: undefined })
   }
 
   /** Corral answers itself: the instance's failure as it came, or the assembled answer. */
@@ -433,10 +493,9 @@ export class OllamaCache implements RequestCache {
     keys: readonly string[],
     found: (StoredVector | undefined)[],
     capture: ResponseCapture,
-    fetched: ReadonlyMap<string, StoredVector> | undefined,
-    loadNs: number,
+    job: VectorCapture | undefined,
   ): void {
-    if (fetched === undefined) {
+    if (job === undefined || job.vectors() === undefined || !this.#fill(keys, found, job)) {
       const body = capture.body()
       if (capture.status !== 200 && body !== undefined) {
         this.#send(ex, capture.status, capture.contentType || JSON_TYPE, body, 'miss')
@@ -446,8 +505,7 @@ export class OllamaCache implements RequestCache {
       }
       return
     }
-    this.#fill(keys, found, fetched)
-    this.#sendVectors(ex, plan, found as StoredVector[], loadNs, 'miss')
+    this.#sendVectors(ex, plan, keys, found as StoredVector[], job.loadNs, 'miss')
   }
 
   /**
@@ -455,17 +513,17 @@ export class OllamaCache implements RequestCache {
    * JSON bytes are copied into one buffer between short heads and tails: no number is rendered
    * and no large string encoded per hit.
    */
-  #sendVectors(ex: Exchange, plan: VectorPlan, vectors: readonly StoredVector[], loadNs: number, status: CacheStatus): void {
+  #sendVectors(ex: Exchange, plan: VectorPlan, keys: readonly string[], vectors: readonly StoredVector[], loadNs: number, status: CacheStatus): void {
     let tokens = 0
     for (const v of vectors) tokens += v.tokens
     const parts: Buffer[] = []
     if (plan.family === 'embeddings') {
-      parts.push(EMBEDDING_HEAD, vectors[0]!.json(), CLOSE_BRACE)
+      parts.push(EMBEDDING_HEAD, this.#rendered.json(keys[0]!, vectors[0]!), CLOSE_BRACE)
     } else if (plan.family === 'embed') {
       parts.push(Buffer.from(`{"model":${JSON.stringify(ex.model)},"embeddings":[`))
       for (let i = 0; i < vectors.length; i++) {
         if (i > 0) parts.push(COMMA)
-        parts.push(vectors[i]!.json())
+        parts.push(this.#rendered.json(keys[i]!, vectors[i]!))
       }
       const totalNs = Math.round((performance.now() - ex.startedAt) * 1e6)
       parts.push(Buffer.from(`],"total_duration":${totalNs},"load_duration":${loadNs},"prompt_eval_count":${tokens}}`))
@@ -475,7 +533,7 @@ export class OllamaCache implements RequestCache {
       for (let i = 0; i < vectors.length; i++) {
         const v = vectors[i]!
         parts.push(Buffer.from(`${i === 0 ? '' : ','}{"object":"embedding","embedding":`))
-        parts.push(base64 ? Buffer.from(`"${v.base64()}"`) : v.json())
+        parts.push(base64 ? Buffer.from(`"${v.base64()}"`) : this.#rendered.json(keys[i]!, v))
         parts.push(Buffer.from(`,"index":${i}}`))
       }
       parts.push(Buffer.from(`],"model":${JSON.stringify(ex.model)},"usage":{"prompt_tokens":${tokens},"total_tokens":${tokens}}}`))
@@ -492,10 +550,15 @@ export class OllamaCache implements RequestCache {
   #write(layer: CacheLayerName, key: string, entry: CacheEntry): Promise<void> | undefined {
     const ttlMs = this.#config.layers[layer].ttlMs
     if (entry.value.length > this.#config.maxEntryBytes) return undefined
+    if (this.#pending.size >= MAX_PENDING_WRITES) {
+      this.#stats.skipped(layer, 'store', 1)
+      return undefined
+    }
     this.#landing.set(key, entry)
     const write = this.#store.set(key, entry.value, ttlMs, entry.view).then(
       (stored) => {
         if (stored) this.#stats.wrote(layer)
+        else this.#stats.skipped(layer, 'store', 1)
       },
       (err: unknown) => this.#logger.error({ err, key }, 'cache write failed'),
     )

@@ -7,8 +7,11 @@ export interface CaptureListener {
 }
 
 /**
- * A response tap that keeps a copy of the instance's answer, up to `maxBytes` (beyond that the
- * copy is dropped and the answer is not stored), and passes each chunk on to a listener.
+ * A response tap that keeps the instance's answer, up to `maxBytes` (beyond that it is dropped
+ * and the answer is not stored), and passes each chunk on to a listener. `copy` keeps copies of
+ * the chunks; `reference` keeps the chunks themselves: each is a view on the socket read that
+ * brought it, which nothing reuses, so keeping it costs no copy (but holds that read's buffer
+ * until the capture is let go).
  */
 export class ResponseCapture implements ResponseTap {
   status = 0
@@ -24,10 +27,12 @@ export class ResponseCapture implements ResponseTap {
   aborted = false
   readonly #maxBytes: number
   readonly #listener: CaptureListener | undefined
+  readonly #copy: boolean
 
-  constructor(maxBytes: number, listener?: CaptureListener) {
+  constructor(maxBytes: number, listener?: CaptureListener, keep: 'copy' | 'reference' = 'copy') {
     this.#maxBytes = maxBytes
     this.#listener = listener
+    this.#copy = keep === 'copy'
   }
 
   start(statusCode: number, headers: Readonly<Record<string, string | string[] | undefined>>): void {
@@ -38,7 +43,7 @@ export class ResponseCapture implements ResponseTap {
   }
 
   data(chunk: Buffer): void {
-    const copy = Buffer.from(chunk)
+    const copy = this.#copy ? Buffer.from(chunk) : chunk
     if (!this.overflow) {
       if (this.bytes + copy.length > this.#maxBytes) {
         this.overflow = true

@@ -312,6 +312,19 @@ export class Metrics {
       },
     })
     new Counter({
+      name: 'corral_cache_writes_skipped_total',
+      help: 'Entries not stored, by layer and reason: overload (corral was saturated and answered without storing) or store (the store refused or failed the write).',
+      labelNames: ['layer', 'reason'],
+      registers,
+      collect() {
+        const report = cache.report()
+        for (const layer of CACHE_LAYERS) {
+          advance(this.labels(layer, 'overload'), `${layer}:overload`, report.layers[layer].skipped.overload)
+          advance(this.labels(layer, 'store'), `${layer}:store`, report.layers[layer].skipped.store)
+        }
+      },
+    })
+    new Counter({
       name: 'corral_cache_coalesced_total',
       help: 'Requests answered by following an identical request already in flight (single flight).',
       registers,

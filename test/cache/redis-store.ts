@@ -9,7 +9,8 @@ import { MemoryStore } from '../../src/cache/memory-store.js'
 import { createRedisClient } from '../../src/cache/redis-client.js'
 import { RedisStore } from '../../src/cache/redis-store.js'
 import { TieredStore } from '../../src/cache/tiered-store.js'
-import { float32Text, StoredVector } from '../../src/cache/vector-codec.js'
+import { float32Text } from '../../src/cache/float32-format.js'
+import { StoredVector } from '../../src/cache/vector-codec.js'
 import { configFromObject } from '../../src/config/load-config.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { logCapture } from '../fixtures/start-corral.js'
@@ -48,7 +49,7 @@ t.test('with a redis-server', async (t) => {
     // As Ollama writes them: float32 values in their shortest text.
     const numbers = Array.from({ length: 768 }, (_, i) => Number(float32Text(Math.fround(Math.cos(i) / 20))))
     const vector = StoredVector.fromNumbers(numbers, 5, true)
-    const value = vector.encode()
+    const value = vector.encode()!
     t.ok(value.length <= 3500, `value ${value.length} bytes (Ollama's JSON: ${JSON.stringify(numbers).length})`)
     t.ok(await store.set('v:embedding:m:one', value, 60_000))
     const admin = new Redis(server.url)

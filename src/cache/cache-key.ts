@@ -62,10 +62,14 @@ export function requestKey(basis: string): string {
   return hash('sha256', basis, 'hex')
 }
 
-/** The key of one input of an embedding request. */
-export function itemKey(basis: string, item: string): string {
+/**
+ * The key of one input of an embedding request, from the request's `requestKey(basis)`: a
+ * fixed-length hex digest, so digest and item joined are unambiguous without escaping, and each
+ * item hashes 64 characters plus itself instead of the whole basis (32 of them per batch).
+ */
+export function itemKey(basisKey: string, item: string): string {
   // One-shot hashing: no Hash object per item (the hit path of a single embedding is this plus a lookup).
-  return hash('sha256', `${basis}\n${JSON.stringify(item)}`, 'hex')
+  return hash('sha256', basisKey + item, 'hex')
 }
 
 const LAYERS = ['embedding', 'chunk', 'inference'] as const

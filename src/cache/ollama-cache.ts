@@ -346,7 +346,8 @@ export class OllamaCache implements RequestCache {
   async #embed(ex: Exchange, forward: Forward, plan: VectorPlan, model: string, digest: string | undefined): Promise<void> {
     const basis = requestBasis(plan.family, model, digest, ex.json!, plan.field)
     const { inputs, layer } = plan
-    const keys = inputs.map((input) => this.#keys.entry(layer, model, itemKey(basis, input)))
+    const basisKey = requestKey(basis)
+    const keys = inputs.map((input) => this.#keys.entry(layer, model, itemKey(basisKey, input)))
     const found: (StoredVector | undefined)[] = new Array<StoredVector | undefined>(inputs.length)
     let missing = inputs.length
     if (plan.lookup) {
@@ -362,7 +363,8 @@ export class OllamaCache implements RequestCache {
     // The distinct missing items, in order: each is sent upstream once.
     const fetch = new Map<string, string>()
     for (let i = 0; i < inputs.length; i++) if (found[i] === undefined) fetch.set(keys[i]!, inputs[i]!)
-    const flightKey = requestKey(`${layer}\n${[...fetch.keys()].join('\n')}`)
+    // In-process only: the item keys themselves (a Map hashes the string once), no digest.
+    const flightKey = `${layer}\n${[...fetch.keys()].join('\n')}`
     const flight = this.#config.singleFlight ? this.#vectors.get(flightKey) : undefined
     if (flight !== undefined) {
       this.#stats.coalesced++

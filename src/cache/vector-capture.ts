@@ -84,7 +84,7 @@ export class VectorCapture implements BackgroundJob {
     if (vectors === undefined) return undefined
     const i = this.keys.indexOf(key)
     const vector = i < 0 ? undefined : vectors[i]
-    return vector?.values === undefined ? undefined : vector
+    return vector?.encode() === undefined ? undefined : vector
   }
 
   run(deadline: number): boolean {

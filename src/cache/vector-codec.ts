@@ -14,7 +14,7 @@
  * reads the numbers only when it is stored (off the answer's path).
  */
 import { isFloat32Shortest, writeFloat32 } from './float32-format.js'
-import { parseVectorText } from './vector-text.js'
+import { readNumbers, readVectorText, readWasExact } from './vector-text.js'
 
 /** First byte of a stored vector: its float width. */
 const KIND_F32 = 1
@@ -36,6 +36,8 @@ export class StoredVector {
   readonly #float32: boolean
   /** The stored form this vector was decoded from, if it was. */
   readonly source: Buffer | undefined
+  /** The stored form made from the instance's text (made once; undefined before, null when unreadable). */
+  #encoded: Buffer | null | undefined
 
   private constructor(values: Float32Array | Float64Array | undefined, tokens: number, text?: Buffer, float32 = true, source?: Buffer) {
     this.#values = values
@@ -96,12 +98,37 @@ export class StoredVector {
    * array of numbers (the vector is then not stored).
    */
   get values(): Float32Array | Float64Array | undefined {
-    if (this.#values === undefined && this.text !== undefined) this.#values = parseVectorText(this.text, 0, this.text.length, this.#float32)
+    if (this.#values === undefined && this.text !== undefined) {
+      const encoded = this.encode()
+      this.#values = encoded === undefined ? undefined : StoredVector.decode(encoded)!.values
+    }
     return this.#values
   }
 
-  /** The stored form: header (kind, tokens) and the raw floats; undefined when the numbers are unreadable. */
+  /**
+   * The stored form: header (kind, tokens) and the raw floats; undefined when the numbers are
+   * unreadable. From the instance's text it is made once, the numbers read straight into it.
+   */
   encode(): Buffer | undefined {
+    if (this.text !== undefined && this.#values === undefined) {
+      if (this.#encoded === undefined) {
+        const count = readVectorText(this.text, 0, this.text.length, this.#float32)
+        if (count < 0) {
+          this.#encoded = null
+        } else {
+          const exact = readWasExact()
+          const out = Buffer.allocUnsafeSlow(HEADER_BYTES + count * (exact ? 4 : 8))
+          out.writeUInt32LE(0, 0)
+          out[0] = exact ? KIND_F32 : KIND_F64
+          out.writeUInt32LE(this.tokens >>> 0, 4)
+          // The store's own buffer starts its ArrayBuffer: the floats are aligned at byte 8.
+          const floats = exact ? new Float32Array(out.buffer, HEADER_BYTES, count) : new Float64Array(out.buffer, HEADER_BYTES, count)
+          floats.set(readNumbers().subarray(0, count))
+          this.#encoded = out
+        }
+      }
+      return this.#encoded ?? undefined
+    }
     const values = this.values
     if (values === undefined) return undefined
     const out = Buffer.allocUnsafeSlow(HEADER_BYTES + values.byteLength)

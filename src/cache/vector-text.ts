@@ -36,17 +36,50 @@ const isSpace = (c: number): boolean => c === SPACE || c === NEWLINE || c === RE
  * numbers), else as a Float64Array. Undefined when the text is not a non-empty array of numbers.
  */
 export function parseVectorText(text: Buffer, start: number, end: number, float32: boolean): Float32Array | Float64Array | undefined {
+  const count = readVectorText(text, start, end, float32)
+  if (count < 0) return undefined
+  return readExact ? Float32Array.from(scratch.subarray(0, count)) : scratch.slice(0, count)
+}
+
+/** Where {@link readVectorText} leaves the numbers (grown as needed, reused: no garbage per vector). */
+let scratch = new Float64Array(1024)
+let readExact = false
+
+/**
+ * {@link parseVectorText} without allocating: leaves the numbers in {@link readNumbers}()'s
+ * first `count` places and returns `count` (-1 when the text is not a vector); {@link readWasExact}
+ * tells whether float32 keeps them exactly. Valid until the next call.
+ */
+export function readVectorText(text: Buffer, start: number, end: number, float32: boolean): number {
+  const count = readInto(text, start, end, float32)
+  if (count < 0) readExact = false
+  return count
+}
+
+/** The numbers of the last {@link readVectorText}. */
+export function readNumbers(): Float64Array {
+  return scratch
+}
+
+/** Whether the last {@link readVectorText} read float32 values that float32 keeps exactly. */
+export function readWasExact(): boolean {
+  return readExact
+}
+
+function readInto(text: Buffer, start: number, end: number, float32: boolean): number {
   while (start < end && isSpace(text[start]!)) start++
   while (end > start && isSpace(text[end - 1]!)) end--
-  if (text[start] !== OPEN || text[end - 1] !== CLOSE) return undefined
-  // A number takes two bytes at the least (a digit and a comma): enough room, trimmed at the end.
-  const values = new Float64Array(Math.max(1, (end - start) >> 1))
+  if (text[start] !== OPEN || text[end - 1] !== CLOSE) return -1
+  // A number takes two bytes at the least (a digit and a comma): enough room.
+  const room = (end - start) >> 1
+  if (scratch.length < room) scratch = new Float64Array(room)
+  const values = scratch
   let count = 0
   let exact = float32
   let i = start + 1
   const last = end - 1
   while (i < last && isSpace(text[i]!)) i++
-  if (i === last) return undefined
+  if (i === last) return -1
   while (i < last) {
     // One number: -?digits[.digits][e[+-]digits]
     let negative = false
@@ -76,9 +109,9 @@ export function parseVectorText(text: Buffer, start: number, end: number, float3
         fraction = true
         c = text[++i]!
       }
-      if (!fraction) return undefined
+      if (!fraction) return -1
     }
-    if (!seen) return undefined
+    if (!seen) return -1
     let exponent = 0
     if (c === LOWER_E || c === UPPER_E) {
       c = text[++i]!
@@ -92,9 +125,9 @@ export function parseVectorText(text: Buffer, start: number, end: number, float3
         exponent = exponent * 10 + (c - ZERO)
         expDigits = true
         c = text[++i]!
-        if (exponent > 9999) return undefined
+        if (exponent > 9999) return -1
       }
-      if (!expDigits) return undefined
+      if (!expDigits) return -1
       exponent *= sign
     }
     const power = scale - exponent // value = digits × 10^-power
@@ -104,19 +137,17 @@ export function parseVectorText(text: Buffer, start: number, end: number, float3
       if (exact && (significant > 9 || !isShortestFloat32Text(value, digits, power, significant))) exact = false
     } else {
       value = Number(text.toString('latin1', unsignedStart, i))
-      if (!Number.isFinite(value)) return undefined
+      if (!Number.isFinite(value)) return -1
       exact = false
     }
     values[count++] = negative ? -value : value
     while (isSpace(c)) c = text[++i]!
     if (i >= last) break
-    if (c !== COMMA) return undefined
+    if (c !== COMMA) return -1
     i++
     while (i < last && isSpace(text[i]!)) i++
-    if (i >= last) return undefined // a trailing comma
+    if (i >= last) return -1 // a trailing comma
   }
-  if (!exact) return values.slice(0, count)
-  const f32 = new Float32Array(count)
-  for (let k = 0; k < count; k++) f32[k] = values[k]!
-  return f32
+  readExact = exact
+  return count
 }

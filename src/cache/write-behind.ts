@@ -28,11 +28,12 @@ export interface WriteBehindOptions {
 }
 
 /**
- * Above this share of a core used by everything but the capture work (answers, the collector),
- * answers are taken to need the CPU: a closed-loop client's throughput falls with every
- * millisecond added to its answers, so the work keeps to its small busy share. Below it the work
- * may use most of what is idle.
+ * The share of a core used by everything but the capture work (answers, the collector) decides
+ * the work's share: at or below IDLE it may use most of what is left; from BUSY on, answers are
+ * taken to need the CPU (a closed-loop client's throughput falls with every millisecond added to
+ * its answers) and the work keeps to its small busy share; in between the share falls linearly.
  */
+const IDLE = 0.3
 const BUSY = 0.6
 /** How often the process's CPU use is read, in ms. */
 const WINDOW_MS = 50
@@ -49,6 +50,8 @@ export class WriteBehind {
   /** Milliseconds of work the queue may still spend now (a token bucket, refilled by the share). */
   #tokensMs: number
   #share = 1
+  /** The load without the capture work, smoothed over windows. */
+  #others = 0
   #refilledAt = performance.now()
   #windowStart = process.cpuUsage()
   #windowStartAt = performance.now()
@@ -155,7 +158,10 @@ export class WriteBehind {
       const elapsed = now - this.#windowStartAt
       // The CPU the process used without this queue's own work: what answers need.
       const others = Math.max(0, (cpu.user + cpu.system) / 1000 - this.#windowWorkMs) / elapsed
-      this.#share = others >= BUSY ? this.#busyShare : Math.max(this.#busyShare, 0.8 * (1 - others))
+      this.#others += 0.5 * (others - this.#others)
+      const idleShare = 0.8 * (1 - IDLE)
+      const load = Math.min(1, Math.max(0, (this.#others - IDLE) / (BUSY - IDLE)))
+      this.#share = idleShare + load * (this.#busyShare - idleShare)
       this.#windowStart = process.cpuUsage()
       this.#windowStartAt = now
       this.#windowWorkMs = 0

@@ -60,8 +60,11 @@ t.test('families are namespaces; items are keyed one by one', async (t) => {
   t.not(requestKey(requestBasis('embed', 'm:latest', undefined, body, 'prompt')), requestKey(requestBasis('embeddings', 'm:latest', undefined, body, 'prompt')))
   const basis = requestBasis('embed', 'm:latest', undefined, { model: 'm', input: ['a', 'b'] }, 'input')
   t.equal(basis, requestBasis('embed', 'm:latest', undefined, { model: 'm', input: 'c' }, 'input'), 'the input is not part of the basis')
-  t.not(itemKey(basis, 'a'), itemKey(basis, 'b'))
-  t.match(itemKey(basis, 'a'), /^[0-9a-f]{64}$/)
+  const basisKey = requestKey(basis)
+  t.not(itemKey(basisKey, 'a'), itemKey(basisKey, 'b'))
+  t.match(itemKey(basisKey, 'a'), /^[0-9a-f]{64}$/)
+  const other = requestKey(requestBasis('embed', 'm:latest', undefined, { model: 'm', input: ['a'], truncate: false }, 'input'))
+  t.not(itemKey(other, 'a'), itemKey(basisKey, 'a'), 'the same item under another basis is another key')
 })
 
 t.test('key space: flush prefixes by layer and model', async (t) => {

@@ -1,7 +1,8 @@
 // Re-send check of the ingestion benchmark (bench/cache/ingest.sh): BATCHES /api/embed batches of
 // 32 new chunks sent at RATE batches/s, then the same batches again all at once; prints how many
 // of the second pass were hits (X-Corral-Cache). With --million N it instead ingests N new vectors
-// (32 a batch, 8 at a time) and prints corral's RSS (from --pid) every tenth of the way.
+// (32 a batch, --conns at a time, default 2: a pace at which corral stores what it is sent) and
+// prints corral's RSS (from --pid) every tenth of the way.
 // Plain Node, no build. Usage: node resend.js --url http://127.0.0.1:P [--batches 150] [--rate 100]
 //   node resend.js --url ... --million 1000000 --pid PID
 import { readFileSync } from 'node:fs'
@@ -39,7 +40,7 @@ if (million > 0) {
       if ((n + 1) % Math.ceil(total / 10) === 0) samples.push({ vectors: (n + 1) * 32, rss_mib: Math.round(rssMiB(pid)) })
     }
   }
-  await Promise.all(Array.from({ length: 8 }, worker))
+  await Promise.all(Array.from({ length: Number(arg('conns', 2)) }, worker))
   console.log(`RESULT ${JSON.stringify({ vectors: total * 32, samples })}`)
 } else {
   const first = []

@@ -6,7 +6,8 @@
 #      to the stand-in, through nginx (pass-through), corral with its cache off, corral with its
 #      defaults (memory store) and corral with Redis; vectors/s, p50, p99, corral's RSS, and the
 #      vectors corral skipped storing because it was saturated
-#   2. unique single /api/embeddings prompts, 16 connections: nginx, corral cache off, corral default
+#   2. unique single /api/embeddings prompts, 16 connections: nginx, corral cache off, corral default;
+#      and cached batches (the same 64 batches of 32 over and over): corral default, vectors/s
 #   3. re-send: 150 batches of 32 new chunks at 100 batches/s, then the same 150 at once: hits of
 #      the second pass, memory store and Redis (resend.js)
 #   4. with MILLION=N (e.g. 1000000): N new vectors into a fresh default corral, RSS along the way
@@ -154,6 +155,23 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
+# Part 2b: cached batches (64 batches of 32, all cached after the warm-up pass).
+declare -A CRPS CP50 CP99
+CACHED_TARGETS=""
+for t in $TARGETS; do case "$t" in memory|redis) CACHED_TARGETS="$CACHED_TARGETS $t" ;; esac; done
+for t in $CACHED_TARGETS; do
+  # Stored one batch at a time (corral is not saturated then, so nothing is skipped), then warmed.
+  node "$HERE/resend.js" --url "${URL[$t]}" --prime 64 >/dev/null
+  wrk_run "$t-cached-warmup" "${URL[$t]}" "$WARMUP" "$CONNS" MODE=cached >/dev/null
+done
+for round in $(seq "$ROUNDS"); do
+  for t in $CACHED_TARGETS; do
+    log "round $round/$ROUNDS, $t: cached batches, wrk -t1 -c$CONNS -d$DURATION"
+    r="$(wrk_run "$t-cached-r$round" "${URL[$t]}" "$DURATION" "$CONNS" MODE=cached)"
+    CRPS[$t]="${CRPS[$t]:-} $(field rps "$r")"; CP50[$t]="${CP50[$t]:-} $(field p50_us "$r")"; CP99[$t]="${CP99[$t]:-} $(field p99_us "$r")"
+  done
+done
+
 # Part 3: re-send.
 declare -A RESEND
 for t in memory redis; do
@@ -208,6 +226,15 @@ name_of() {
   fi
   if [ -n "${SP99[memory]:-}" ] && [ -n "${SP99[nginx]:-}" ]; then
     awk -v a="$(median "${SP99[memory]}")" -v b="$(median "${SP99[nginx]}")" 'BEGIN { printf "- p99 default / nginx: %.2fx (goal <= 3x)\n", a / b }'
+  fi
+  if [ -n "$CACHED_TARGETS" ]; then
+    echo
+    echo "| cached batches (64 batches of 32, repeated), $CONNS connections | vectors/s | p50 | p99 |"
+    echo "| --- | ---: | ---: | ---: |"
+    for t in $CACHED_TARGETS; do
+      awk -v n="$(name_of "$t")" -v r="$(median "${CRPS[$t]}")" -v a="$(median "${CP50[$t]}")" -v b="$(median "${CP99[$t]}")" \
+        'BEGIN { printf "| %s | %.0f (goal >= 80000) | %.2f ms | %.2f ms |\n", n, r * 32, a / 1000, b / 1000 }'
+    done
   fi
   echo
   for t in memory redis; do

@@ -5,6 +5,8 @@
 // prints corral's RSS (from --pid) every tenth of the way.
 // Plain Node, no build. Usage: node resend.js --url http://127.0.0.1:P [--batches 150] [--rate 100]
 //   node resend.js --url ... --million 1000000 --pid PID
+// With --prime N it sends the N batches of ingest.lua's MODE=cached one at a time, twice (the
+// second pass finds them stored).
 import { readFileSync } from 'node:fs'
 
 const arg = (name, fallback) => (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1] : fallback)
@@ -28,7 +30,16 @@ async function send(n) {
 
 const rssMiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024
 
-if (million > 0) {
+const prime = Number(arg('prime', 0))
+if (prime > 0) {
+  for (let pass = 0; pass < 2; pass++) {
+    for (let n = 0; n < prime; n++) {
+      const input = Array.from({ length: 32 }, (_, i) => `cached document ${n}, chunk ${i + 1}: re-indexed chunks are answered from the cache`)
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'nomic-embed-text', input }) })
+      await res.arrayBuffer()
+    }
+  }
+} else if (million > 0) {
   const pid = Number(arg('pid'))
   const total = Math.ceil(million / 32)
   let next = 0

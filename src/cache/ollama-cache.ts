@@ -153,7 +153,7 @@ export class OllamaCache implements RequestCache {
   // ---- generations ---------------------------------------------------------------------------
 
   async #answer(ex: Exchange, forward: Forward, plan: AnswerPlan, model: string, digest: string | undefined): Promise<void> {
-    const key = this.#keys.entry('inference', model, requestKey(requestBasis(plan.family, model, digest, ex.json!)))
+    const key = this.#keys.entry('inference', model, requestKey(requestBasis(plan.family, model, digest, ex.json!, undefined, this.#partitionOf(ex))))
     if (plan.lookup) {
       const entry = (await this.#store.get(key)) ?? this.#landing.get(key)
       if (entry !== undefined && this.#replayAnswer(ex, plan, entry, 'hit')) {
@@ -320,7 +320,7 @@ export class OllamaCache implements RequestCache {
   // ---- embeddings ----------------------------------------------------------------------------
 
   async #embed(ex: Exchange, forward: Forward, plan: VectorPlan, model: string, digest: string | undefined): Promise<void> {
-    const basis = requestBasis(plan.family, model, digest, ex.json!, plan.field)
+    const basis = requestBasis(plan.family, model, digest, ex.json!, plan.field, this.#partitionOf(ex))
     const { inputs, layer } = plan
     const keys = inputs.map((input) => this.#keys.entry(layer, model, itemKey(basis, input)))
     const found: (StoredVector | undefined)[] = new Array<StoredVector | undefined>(inputs.length)
@@ -518,6 +518,11 @@ export class OllamaCache implements RequestCache {
         resolve()
       })
     })
+  }
+
+  /** The caller's cache partition (entry keys and flight keys derive from it); '' when keys share. */
+  #partitionOf(ex: Exchange): string {
+    return this.#config.shareAcrossKeys ? '' : ex.cachePartition
   }
 
   #mark(ex: Exchange, status: CacheStatus): void {

@@ -79,6 +79,8 @@ export class Exchange implements BalancedRequest {
   key: string | undefined
   /** The `key` metric label: the key name (bounded), `anonymous` while auth is off. */
   keyLabel = 'anonymous'
+  /** The caller's cache partition (see `Principal.cachePartition`); '' while auth is off. */
+  cachePartition = ''
   /** Why the response failed after it started, for the log. */
   error: string | undefined
 

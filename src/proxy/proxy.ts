@@ -99,6 +99,7 @@ export class Proxy {
     if (principal !== ANONYMOUS) {
       ex.key = principal.name
       ex.keyLabel = principal.label
+      ex.cachePartition = principal.cachePartition
     }
     ex.peer = this.#addresses.peerOf(req)
     ex.trustedPeer = this.#addresses.trusts(ex.peer)

@@ -117,14 +117,17 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
   /** Answers an admitted request: corral's own routes here, everything else through the proxy. */
   function dispatch(req: IncomingMessage, res: ServerResponse, path: string, principal: Principal): void {
     const isRead = req.method === 'GET' || req.method === 'HEAD'
-    if (isRead && path === '/') return answer(res, req, 200, 'text/plain; charset=utf-8', OLLAMA_IS_RUNNING)
-    if (isRead && path === '/healthz') return answer(res, req, 200, 'application/json', '{"status":"ok"}')
-    if (isRead && path === '/readyz') return void ready(req, res, parts.readiness)
-    if (isRead && path === '/api/load-balancer-stats') {
+    // corral's own paths match with or without a trailing slash: `/healthz/` is the probe, not
+    // a request for the instance (auth judges it as `/healthz` too).
+    const own = withoutTrailingSlash(path)
+    if (isRead && own === '/') return answer(res, req, 200, 'text/plain; charset=utf-8', OLLAMA_IS_RUNNING)
+    if (isRead && own === '/healthz') return answer(res, req, 200, 'application/json', '{"status":"ok"}')
+    if (isRead && own === '/readyz') return void ready(req, res, parts.readiness)
+    if (isRead && own === '/api/load-balancer-stats') {
       return answer(res, req, 200, 'application/json; charset=utf-8', JSON.stringify(parts.loadBalancerStats()))
     }
-    if (isRead && path === '/metrics' && parts.metrics !== undefined) return void answerMetrics(req, res, parts.metrics)
-    if (path === RELOAD_PATH && parts.reload !== undefined) return answerReload(req, res, parts.reload)
+    if (isRead && own === '/metrics' && parts.metrics !== undefined) return void answerMetrics(req, res, parts.metrics)
+    if (own === RELOAD_PATH && parts.reload !== undefined) return answerReload(req, res, parts.reload)
     if (perClient.enabled) {
       const client = addresses.clientOf(req)
       if (!perClient.tryAcquire(client)) {
@@ -133,12 +136,17 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
       // 'close' comes once whatever the end: finished, aborted by the client, or failed.
       res.once('close', () => perClient.release(client))
     }
-    if (parts.cacheRoutes?.owns(path)) {
+    if (parts.cacheRoutes?.owns(own)) {
       if (expectsContinue(req)) res.writeContinue()
-      return void parts.cacheRoutes.handle(req, res, path)
+      return void parts.cacheRoutes.handle(req, res, own)
     }
     void parts.proxy.handle(req, res, path, principal)
   }
+}
+
+/** `/healthz/` -> `/healthz`; the root stays `/`. */
+function withoutTrailingSlash(path: string): string {
+  return path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f ? path.slice(0, -1) : path
 }
 
 /** An error answer corral makes before the request reaches the proxy, in the path's dialect. */

@@ -113,11 +113,15 @@ export class Authenticator {
   async admit(req: IncomingMessage, res: ServerResponse, path: string): Promise<Principal | undefined> {
     const config = this.#config
     if (!config.enabled) return ANONYMOUS
+    // The client's key is corral's, not the instances': it is never forwarded, whatever the
+    // route (an open one that ends up proxied included).
+    const authorization = req.headers.authorization
+    delete req.headers.authorization
     const scope = scopeOf(req.method, path, config.metricsOpen)
     if (scope === 'open') return ANONYMOUS
-    const token = bearerToken(req.headers.authorization)
+    const token = bearerToken(authorization)
     if (token === undefined) {
-      const message = req.headers.authorization === undefined ? 'missing API key (send Authorization: Bearer <key>)' : 'Authorization is not a Bearer token'
+      const message = authorization === undefined ? 'missing API key (send Authorization: Bearer <key>)' : 'Authorization is not a Bearer token'
       return this.#refuse(req, res, path, 401, 'missing', message, undefined)
     }
     let principal = this.#keys.lookup(token)
@@ -130,8 +134,6 @@ export class Authenticator {
     if (scope === 'admin' && !principal.admin) {
       return this.#refuse(req, res, path, 403, 'forbidden', `the key "${principal.name}" may not use ${path} (admin only)`, principal)
     }
-    // The client's key is corral's, not the instances': it is never forwarded.
-    delete req.headers.authorization
     return this.#take(req, res, path, principal)
   }
 

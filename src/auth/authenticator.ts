@@ -41,6 +41,13 @@ export interface AuthenticatorDeps {
   now?: () => number
 }
 
+/**
+ * Longest wait for the limiter's one Redis round trip (or `redis.command_timeout` when longer):
+ * past it the request is counted in memory only. A second: a limit is worth a short wait, a
+ * cache lookup is not.
+ */
+export const LIMITS_COMMAND_TIMEOUT_MS = 1000
+
 const BEARER_RE = /^Bearer[ \t]+([^\s]+)[ \t]*$/i
 const JWT_SHAPE_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 
@@ -100,7 +107,14 @@ export class Authenticator {
     if (config.enabled && this.#limiter === undefined && !this.#closed) {
       this.#limiter =
         this.#redis !== undefined
-          ? new RedisLimiter(createRedisClient(this.#redis), this.#redis.keyPrefix, this.#memory, this.#logger)
+          ? new RedisLimiter(
+              // Its own client and command timeout: the cache's (50 ms by default) fires during a
+              // burst, and a limit counted half in Redis, half in memory lets the burst through.
+              createRedisClient({ ...this.#redis, commandTimeoutMs: Math.max(this.#redis.commandTimeoutMs, LIMITS_COMMAND_TIMEOUT_MS) }),
+              this.#redis.keyPrefix,
+              this.#memory,
+              this.#logger,
+            )
           : this.#memory
     }
   }

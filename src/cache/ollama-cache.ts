@@ -185,7 +185,11 @@ export class OllamaCache implements RequestCache {
       }
     }
     const capture = new ResponseCapture(this.#config.maxEntryBytes, flight)
-    if (flight !== undefined) flight.capture = capture
+    if (flight !== undefined) {
+      flight.capture = capture
+      // Followers keep the upstream request going if this request's own client leaves.
+      ex.followed = () => flight.listened
+    }
     this.#mark(ex, 'miss')
     ex.tap = capture
     let entry: CacheEntry | undefined
@@ -194,6 +198,7 @@ export class OllamaCache implements RequestCache {
       entry = this.#answerEntry(plan, capture)
     } finally {
       ex.tap = undefined
+      ex.followed = undefined
       if (flight !== undefined) this.#answers.land(key, flight, entry)
       const written = entry === undefined ? undefined : this.#write('inference', key, entry)
       // The lock goes once the answer is in the store (waiting replicas find it there), or at
@@ -399,6 +404,7 @@ export class OllamaCache implements RequestCache {
   ): Promise<void> {
     const relay = fetch.size === plan.inputs.length
     const flight = flightKey === undefined ? undefined : this.#vectors.lead(flightKey)
+    if (flight !== undefined) ex.followed = () => flight.listened
     const capture = new ResponseCapture(relay ? this.#config.maxEntryBytes * 16 : MAX_ASSEMBLED_BYTES)
     const sent = [...fetch.values()]
     if (!relay) {
@@ -420,6 +426,7 @@ export class OllamaCache implements RequestCache {
       }
     } finally {
       ex.tap = undefined
+      ex.followed = undefined
       if (flight !== undefined) this.#vectors.land(flightKey!, flight, fetched)
     }
     if (!relay && !ex.clientGone) this.#answerAssembled(ex, plan, keys, found, capture, fetched, extra?.loadNs ?? 0)

@@ -37,8 +37,16 @@ export class Exchange implements BalancedRequest {
   trustedPeer = false
   /** `performance.now()` when the request arrived. */
   readonly startedAt: number
-  /** The attempt in progress, cancelled at once when the client goes away. */
+  /**
+   * The attempt in progress, cancelled at once when the client goes away (unless `followed`:
+   * then it goes on without the client).
+   */
   upstream: { cancel(): void } | undefined
+  /**
+   * Set by the cache while this request leads a single flight: whether followers are waiting for
+   * its upstream answer. While they are, the client leaving does not cancel the upstream request.
+   */
+  followed: (() => boolean) | undefined
   /** The request body, when it was read whole (undefined: none, or streamed through). */
   body: Buffer | undefined
   /** The parsed JSON body, when the route reads one. */

@@ -16,6 +16,7 @@ import type { CacheRoutes } from './cache/cache-routes.js'
 import type { Proxy } from './proxy/proxy.js'
 import type { Metrics } from './observability/metrics.js'
 import { answerMetrics } from './observability/metrics-server.js'
+import { logTarget } from './observability/log-target.js'
 import { pathnameOf } from './proxy/routes.js'
 import type { Authenticator } from './auth/authenticator.js'
 import { ANONYMOUS, type Principal } from './auth/principal.js'
@@ -172,7 +173,7 @@ function refuse(
   res.end(req.method === 'HEAD' ? undefined : body)
   // As the proxy's request line, so refused requests show up in the same place (the target as sent, bounded).
   if (logger.isLevelEnabled('info')) {
-    logger.info({ method: req.method, path: (req.url ?? '').slice(0, 200), status, err: message, peer: req.socket.remoteAddress }, 'refused')
+    logger.info({ method: req.method, path: logTarget(req.url ?? '').slice(0, 200), status, err: message, peer: req.socket.remoteAddress }, 'refused')
   }
 }
 

@@ -25,6 +25,7 @@ import { expectsContinue } from '../limits/expect-continue.js'
 import { canonicalModel } from '../balancer/model-name.js'
 import type { RequestWindow } from '../observability/request-window.js'
 import type { Metrics } from '../observability/metrics.js'
+import { logTarget } from '../observability/log-target.js'
 import { ANONYMOUS, type Principal } from '../auth/principal.js'
 
 export interface ProxyDeps {
@@ -254,7 +255,7 @@ export class Proxy {
       {
         req: ex.id,
         method: ex.req.method,
-        path: ex.target,
+        path: logTarget(ex.target),
         route: ex.route.name,
         model: ex.model,
         status: ex.res.statusCode,

@@ -27,6 +27,7 @@ import type { ClientLimiter } from './limits/client-limiter.js'
 import { CONNECT_REFUSAL, refusalOf } from './limits/request-checks.js'
 import { normaliseTarget } from './limits/request-target.js'
 import { expectsContinue } from './limits/expect-continue.js'
+import { answerThenLinger } from './limits/lingering-close.js'
 
 export interface ServerParts {
   proxy: Proxy
@@ -162,15 +163,17 @@ function refuse(
 ): void {
   const dialect = (req.url ?? '').startsWith('/v1/') ? 'openai' : 'ollama'
   const body = errorBody(message, dialect, status)
-  // A body left unread is not worth reading just to keep the connection.
+  // A body left unread is not read to keep the connection; it is drained (bounded) before the
+  // connection closes, so a client still sending reads the answer instead of a reset. A refused
+  // framing (`close`) is not read any further: its bytes may be a smuggled request.
   const unreadBody = !req.complete && (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0')
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    ...(close || unreadBody ? { connection: 'close' } : {}),
-  })
-  res.end(req.method === 'HEAD' ? undefined : body)
+  const answerHeaders = { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }
+  const payload = req.method === 'HEAD' ? undefined : body
+  if (unreadBody && !close) answerThenLinger(req, res, status, answerHeaders, payload)
+  else {
+    res.writeHead(status, close ? { ...answerHeaders, connection: 'close' } : answerHeaders)
+    res.end(payload)
+  }
   // As the proxy's request line, so refused requests show up in the same place (the target as sent, bounded).
   if (logger.isLevelEnabled('info')) {
     logger.info({ method: req.method, path: logTarget(req.url ?? '').slice(0, 200), status, err: message, peer: req.socket.remoteAddress }, 'refused')

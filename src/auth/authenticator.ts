@@ -22,6 +22,7 @@ import { MemoryLimiter } from './memory-limiter.js'
 import { ANONYMOUS, type Principal } from './principal.js'
 import { RedisLimiter } from './redis-limiter.js'
 import { scopeOf } from './scope.js'
+import { answerThenLinger } from '../limits/lingering-close.js'
 
 /** Why a request was refused, as the `reason` label of `corral_auth_failures_total`. */
 export type AuthFailureReason = 'missing' | 'invalid' | 'expired' | 'forbidden'
@@ -214,8 +215,9 @@ function answer(req: IncomingMessage, res: ServerResponse, path: string, status:
   if (res.headersSent || res.destroyed) return
   const body = errorBody(message, path.startsWith('/v1/') ? 'openai' : 'ollama', status)
   const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...extra }
-  // A refused upload is not read just to keep the connection.
-  if (!req.complete) headers.connection = 'close'
+  // A refused upload is not read to keep the connection; it is drained (bounded) before the
+  // connection closes, so the client still sending reads the refusal instead of a reset.
+  if (!req.complete) return answerThenLinger(req, res, status, headers, body)
   res.writeHead(status, headers)
   res.end(body)
 }

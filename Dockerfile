@@ -12,13 +12,14 @@ FROM node:20-bookworm-slim
 # those would override the `listen` of a config mounted later. A mounted config (--config, or
 # CORRAL_CONFIG) replaces this file whole; CORRAL_INSTANCES and friends still apply on top.
 ENV NODE_ENV=production \
-    CORRAL_CONFIG=/app/config/docker.yaml
+    CORRAL_CONFIG=/app/deploy/docker/corral.yaml
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY config ./config
+COPY deploy/docker ./deploy/docker
 # The image's own `node` user: corral needs no privileges (11434 is not a privileged port).
 USER node
 EXPOSE 11434

@@ -62,7 +62,7 @@ export class HealthChecker {
     const reason = await probe(instance, this.#config.timeoutMs)
     if (this.#closed || instance.retired) return
     const first = instance.health.lastCheckOk === undefined
-    instance.health.onCheck(reason === undefined, this.#now(), reason, reason !== undefined && !reason.startsWith(STATUS_PREFIX))
+    instance.health.onCheck(reason === undefined, this.#now(), reason, reason !== undefined && NOTHING_THERE.has(reason))
     if (!first || this.#logger === undefined) return
     if (reason === undefined) this.#logger.info({ instance: instance.name, url: instance.url }, 'instance up: first health check passed')
     else this.#logger.warn({ instance: instance.name, url: instance.url, err: reason }, 'instance down: first health check failed')
@@ -81,8 +81,12 @@ export class HealthChecker {
   }
 }
 
-/** How a probe's reason begins when the instance answered, with another status than 200. */
-const STATUS_PREFIX = 'status '
+/**
+ * Probe failures that say nothing listens there (refused, reset, no such host or route), as
+ * opposed to a timeout (maybe a slow start) or an error status (alive): an instance failing its
+ * first check with one of these is unhealthy at once.
+ */
+const NOTHING_THERE: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
 
 /** undefined when the instance answered `/api/version` with 200 within `timeoutMs`, else why not. */
 export async function probe(instance: Instance, timeoutMs: number, userAgent = 'corral (health check)'): Promise<string | undefined> {
@@ -96,7 +100,7 @@ export async function probe(instance: Instance, timeoutMs: number, userAgent = '
       signal: AbortSignal.timeout(timeoutMs),
     })
     await res.body.dump()
-    return res.statusCode === 200 ? undefined : `${STATUS_PREFIX}${res.statusCode}`
+    return res.statusCode === 200 ? undefined : `status ${res.statusCode}`
   } catch (err) {
     const code = (err as { code?: unknown }).code
     if ((err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError') return `no answer within ${timeoutMs} ms`

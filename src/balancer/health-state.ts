@@ -108,11 +108,11 @@ export class HealthState {
   }
 
   /**
-   * The outcome of one active check; `unreachable`: it got no answer at all (refused, reset, no
-   * answer in time). An instance is only assumed up until its first check: one unreachable then
-   * is unhealthy at once, not `unhealthyAfter` intervals later, so stats, probes and metrics
-   * agree from the start. An instance that answers, even with an error status, is alive and
-   * gets the usual `unhealthyAfter`.
+   * The outcome of one active check; `unreachable`: nothing listens there (connection refused or
+   * reset, no such host). An instance is only assumed up until its first check: one unreachable
+   * then is unhealthy at once, not `unhealthyAfter` intervals later, so stats, probes and metrics
+   * agree from the start. Any other failure (an error status, a timeout) gets the usual
+   * `unhealthyAfter`.
    */
   onCheck(ok: boolean, now: number, reason = '', unreachable = false): void {
     const first = this.lastCheckOk === undefined

@@ -185,7 +185,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'PRNG seed for questions and arrivals (default: random, printed)')
     .option('--p95-max <time>', 'SLO: exit 1 if the p95 latency is above this (e.g. 130ms)')
     .option('--min-rps <n>', 'SLO: exit 1 if throughput is below this many requests per second')
-    .option('--max-error-rate <r>', 'SLO: exit 1 if the error rate is above this (0.01 or 1%)')
+    .option('--max-error-rate <r>', 'SLO: exit 1 if the error rate is above this (0.01 or 1%); default: exit 1 when every request failed')
     .option('--json', 'print the result as JSON instead of a table')
     .option('-o, --out <file>', 'also write the JSON result to this file')
     .addHelpText('after', BENCH_EXAMPLES)

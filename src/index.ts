@@ -102,7 +102,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
   const logger = deps.logger ?? createLogger(config.logLevel)
   const balancer = new Balancer(config, { logger })
   const fleet = (): readonly Instance[] => balancer.instances
-  const health = new HealthChecker(fleet, config.health)
+  const health = new HealthChecker(fleet, config.health, Date.now, logger)
   const discovery = new ModelDiscovery(fleet, config.health, logger)
   // A recovered instance may have changed its models while it was away.
   balancer.onHealthChange((instance, _from, to) => {

@@ -14,6 +14,7 @@ import type { ModelDiscovery } from './balancer/model-discovery.js'
 import type { OllamaCache } from './cache/ollama-cache.js'
 import type { Config } from './config/config.js'
 import { ConfigError } from './config/load-config.js'
+import { maskUrlPasswords } from './config/mask-secrets.js'
 import { planReload } from './config/reload-plan.js'
 import type { ConfigSource, ReloadListener, ReloadResult } from './config/reload-result.js'
 import type { ClientAddresses } from './limits/client-address.js'
@@ -82,7 +83,7 @@ export class Reloader {
     try {
       auth?.reconfigure(applied.auth)
     } catch (err) {
-      const problems = [`auth: ${err instanceof Error ? err.message : String(err)}`]
+      const problems = [maskUrlPasswords(`auth: ${err instanceof Error ? err.message : String(err)}`)]
       metrics?.recordReload('invalid')
       logger.error({ trigger, problems }, `config reload rejected, running config kept: ${problems.join('; ')}`)
       return { status: 'invalid', error: `invalid config: ${problems.join('; ')}`, problems }
@@ -134,7 +135,7 @@ export class Reloader {
     try {
       next = source.load()
     } catch (err) {
-      const problems = err instanceof ConfigError ? err.problems : [err instanceof Error ? err.message : String(err)]
+      const problems = err instanceof ConfigError ? err.problems : [maskUrlPasswords(err instanceof Error ? err.message : String(err))]
       metrics?.recordReload('invalid')
       logger.error({ trigger, file: source.file, problems }, `config reload rejected, running config kept: ${problems.join('; ')}`)
       return { status: 'invalid', error: `invalid config in ${source.file}: ${problems.join('; ')}`, problems }

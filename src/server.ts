@@ -16,6 +16,7 @@ import type { CacheRoutes } from './cache/cache-routes.js'
 import type { Proxy } from './proxy/proxy.js'
 import type { Metrics } from './observability/metrics.js'
 import { answerMetrics } from './observability/metrics-server.js'
+import { logTarget } from './observability/log-target.js'
 import { pathnameOf } from './proxy/routes.js'
 import type { Authenticator } from './auth/authenticator.js'
 import { ANONYMOUS, type Principal } from './auth/principal.js'
@@ -26,6 +27,7 @@ import type { ClientLimiter } from './limits/client-limiter.js'
 import { CONNECT_REFUSAL, refusalOf } from './limits/request-checks.js'
 import { normaliseTarget } from './limits/request-target.js'
 import { expectsContinue } from './limits/expect-continue.js'
+import { answerThenLinger } from './limits/lingering-close.js'
 
 export interface ServerParts {
   proxy: Proxy
@@ -117,14 +119,17 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
   /** Answers an admitted request: corral's own routes here, everything else through the proxy. */
   function dispatch(req: IncomingMessage, res: ServerResponse, path: string, principal: Principal): void {
     const isRead = req.method === 'GET' || req.method === 'HEAD'
-    if (isRead && path === '/') return answer(res, req, 200, 'text/plain; charset=utf-8', OLLAMA_IS_RUNNING)
-    if (isRead && path === '/healthz') return answer(res, req, 200, 'application/json', '{"status":"ok"}')
-    if (isRead && path === '/readyz') return void ready(req, res, parts.readiness)
-    if (isRead && path === '/api/load-balancer-stats') {
+    // corral's own paths match with or without a trailing slash: `/healthz/` is the probe, not
+    // a request for the instance (auth judges it as `/healthz` too).
+    const own = withoutTrailingSlash(path)
+    if (isRead && own === '/') return answer(res, req, 200, 'text/plain; charset=utf-8', OLLAMA_IS_RUNNING)
+    if (isRead && own === '/healthz') return answer(res, req, 200, 'application/json', '{"status":"ok"}')
+    if (isRead && own === '/readyz') return void ready(req, res, parts.readiness)
+    if (isRead && own === '/api/load-balancer-stats') {
       return answer(res, req, 200, 'application/json; charset=utf-8', JSON.stringify(parts.loadBalancerStats()))
     }
-    if (isRead && path === '/metrics' && parts.metrics !== undefined) return void answerMetrics(req, res, parts.metrics)
-    if (path === RELOAD_PATH && parts.reload !== undefined) return answerReload(req, res, parts.reload)
+    if (isRead && own === '/metrics' && parts.metrics !== undefined) return void answerMetrics(req, res, parts.metrics)
+    if (own === RELOAD_PATH && parts.reload !== undefined) return answerReload(req, res, parts.reload)
     if (perClient.enabled) {
       const client = addresses.clientOf(req)
       if (!perClient.tryAcquire(client)) {
@@ -133,12 +138,17 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
       // 'close' comes once whatever the end: finished, aborted by the client, or failed.
       res.once('close', () => perClient.release(client))
     }
-    if (parts.cacheRoutes?.owns(path)) {
+    if (parts.cacheRoutes?.owns(own)) {
       if (expectsContinue(req)) res.writeContinue()
-      return void parts.cacheRoutes.handle(req, res, path)
+      return void parts.cacheRoutes.handle(req, res, own)
     }
     void parts.proxy.handle(req, res, path, principal)
   }
+}
+
+/** `/healthz/` -> `/healthz`; the root stays `/`. */
+function withoutTrailingSlash(path: string): string {
+  return path.length > 1 && path.charCodeAt(path.length - 1) === 0x2f ? path.slice(0, -1) : path
 }
 
 /** An error answer corral makes before the request reaches the proxy, in the path's dialect. */
@@ -153,18 +163,20 @@ function refuse(
 ): void {
   const dialect = (req.url ?? '').startsWith('/v1/') ? 'openai' : 'ollama'
   const body = errorBody(message, dialect, status)
-  // A body left unread is not worth reading just to keep the connection.
+  // A body left unread is not read to keep the connection; it is drained (bounded) before the
+  // connection closes, so a client still sending reads the answer instead of a reset. A refused
+  // framing (`close`) is not read any further: its bytes may be a smuggled request.
   const unreadBody = !req.complete && (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0')
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    ...(close || unreadBody ? { connection: 'close' } : {}),
-  })
-  res.end(req.method === 'HEAD' ? undefined : body)
+  const answerHeaders = { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }
+  const payload = req.method === 'HEAD' ? undefined : body
+  if (unreadBody && !close) answerThenLinger(req, res, status, answerHeaders, payload)
+  else {
+    res.writeHead(status, close ? { ...answerHeaders, connection: 'close' } : answerHeaders)
+    res.end(payload)
+  }
   // As the proxy's request line, so refused requests show up in the same place (the target as sent, bounded).
   if (logger.isLevelEnabled('info')) {
-    logger.info({ method: req.method, path: (req.url ?? '').slice(0, 200), status, err: message, peer: req.socket.remoteAddress }, 'refused')
+    logger.info({ method: req.method, path: logTarget(req.url ?? '').slice(0, 200), status, err: message, peer: req.socket.remoteAddress }, 'refused')
   }
 }
 

@@ -22,6 +22,7 @@ import { MemoryLimiter } from './memory-limiter.js'
 import { ANONYMOUS, type Principal } from './principal.js'
 import { RedisLimiter } from './redis-limiter.js'
 import { scopeOf } from './scope.js'
+import { answerThenLinger } from '../limits/lingering-close.js'
 
 /** Why a request was refused, as the `reason` label of `corral_auth_failures_total`. */
 export type AuthFailureReason = 'missing' | 'invalid' | 'expired' | 'forbidden'
@@ -40,6 +41,13 @@ export interface AuthenticatorDeps {
   /** Clock for the per-minute windows (ms since the epoch). Default Date.now. */
   now?: () => number
 }
+
+/**
+ * Longest wait for the limiter's one Redis round trip (or `redis.command_timeout` when longer):
+ * past it the request is counted in memory only. A second: a limit is worth a short wait, a
+ * cache lookup is not.
+ */
+export const LIMITS_COMMAND_TIMEOUT_MS = 1000
 
 const BEARER_RE = /^Bearer[ \t]+([^\s]+)[ \t]*$/i
 const JWT_SHAPE_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
@@ -100,7 +108,14 @@ export class Authenticator {
     if (config.enabled && this.#limiter === undefined && !this.#closed) {
       this.#limiter =
         this.#redis !== undefined
-          ? new RedisLimiter(createRedisClient(this.#redis), this.#redis.keyPrefix, this.#memory, this.#logger)
+          ? new RedisLimiter(
+              // Its own client and command timeout: the cache's (50 ms by default) fires during a
+              // burst, and a limit counted half in Redis, half in memory lets the burst through.
+              createRedisClient({ ...this.#redis, commandTimeoutMs: Math.max(this.#redis.commandTimeoutMs, LIMITS_COMMAND_TIMEOUT_MS) }),
+              this.#redis.keyPrefix,
+              this.#memory,
+              this.#logger,
+            )
           : this.#memory
     }
   }
@@ -113,11 +128,15 @@ export class Authenticator {
   async admit(req: IncomingMessage, res: ServerResponse, path: string): Promise<Principal | undefined> {
     const config = this.#config
     if (!config.enabled) return ANONYMOUS
+    // The client's key is corral's, not the instances': it is never forwarded, whatever the
+    // route (an open one that ends up proxied included).
+    const authorization = req.headers.authorization
+    delete req.headers.authorization
     const scope = scopeOf(req.method, path, config.metricsOpen)
     if (scope === 'open') return ANONYMOUS
-    const token = bearerToken(req.headers.authorization)
+    const token = bearerToken(authorization)
     if (token === undefined) {
-      const message = req.headers.authorization === undefined ? 'missing API key (send Authorization: Bearer <key>)' : 'Authorization is not a Bearer token'
+      const message = authorization === undefined ? 'missing API key (send Authorization: Bearer <key>)' : 'Authorization is not a Bearer token'
       return this.#refuse(req, res, path, 401, 'missing', message, undefined)
     }
     let principal = this.#keys.lookup(token)
@@ -130,8 +149,6 @@ export class Authenticator {
     if (scope === 'admin' && !principal.admin) {
       return this.#refuse(req, res, path, 403, 'forbidden', `the key "${principal.name}" may not use ${path} (admin only)`, principal)
     }
-    // The client's key is corral's, not the instances': it is never forwarded.
-    delete req.headers.authorization
     return this.#take(req, res, path, principal)
   }
 
@@ -198,8 +215,9 @@ function answer(req: IncomingMessage, res: ServerResponse, path: string, status:
   if (res.headersSent || res.destroyed) return
   const body = errorBody(message, path.startsWith('/v1/') ? 'openai' : 'ollama', status)
   const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...extra }
-  // A refused upload is not read just to keep the connection.
-  if (!req.complete) headers.connection = 'close'
+  // A refused upload is not read to keep the connection; it is drained (bounded) before the
+  // connection closes, so the client still sending reads the refusal instead of a reset.
+  if (!req.complete) return answerThenLinger(req, res, status, headers, body)
   res.writeHead(status, headers)
   res.end(body)
 }

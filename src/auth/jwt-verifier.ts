@@ -8,6 +8,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import type { JwtConfig, KeyLimits } from '../config/auth-config.js'
+import { JWT_NAME_PREFIX } from '../config/auth-schema.js'
 import type { KeyLabels } from './key-labels.js'
 import type { Principal } from './principal.js'
 
@@ -52,18 +53,33 @@ export class JwtVerifier {
     } catch (err) {
       return { failure: describe(err) }
     }
-    const name = payload[c.nameClaim]
-    if (typeof name !== 'string' || name === '' || name.length > MAX_NAME_LENGTH) {
+    const subject = payload[c.nameClaim]
+    // The name goes into logs and metric labels: no control characters (forged log lines,
+    // broken exposition), and bounded.
+    if (typeof subject !== 'string' || subject === '' || subject.length > MAX_NAME_LENGTH || hasControl(subject)) {
       return { failure: { reason: 'invalid', message: `token has no usable "${c.nameClaim}" claim` } }
     }
+    // Subjects live in a namespace of their own: a token whose subject is a key's name shares
+    // nothing with that key (limits, log name, metric label, cache partition).
+    const name = `${JWT_NAME_PREFIX}${subject}`
     const principal: Principal = {
       name,
       label: this.#labels.labelOf(name),
       admin: grants(payload[c.adminClaim], c.adminValue),
       limits: this.#limits,
+      cachePartition: name,
     }
     return { principal }
   }
+}
+
+/** Whether `text` holds a C0 control character or DEL. */
+function hasControl(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 0x20 || c === 0x7f) return true
+  }
+  return false
 }
 
 /** Whether a claim (space-separated string, or list of strings) holds `value`. */

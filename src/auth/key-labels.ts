@@ -5,6 +5,9 @@
  */
 export const MAX_JWT_KEY_LABELS = 100
 
+/** The shared label past the cap; in the JWT namespace (`jwt:`), so no key's label can be it. */
+export const OTHER_LABEL = 'jwt:other'
+
 export class KeyLabels {
   readonly #seen = new Set<string>()
   readonly #max: number
@@ -16,7 +19,7 @@ export class KeyLabels {
   /** The label for this name. */
   labelOf(name: string): string {
     if (this.#seen.has(name)) return name
-    if (this.#seen.size >= this.#max) return 'other'
+    if (this.#seen.size >= this.#max) return OTHER_LABEL
     this.#seen.add(name)
     return name
   }

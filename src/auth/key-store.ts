@@ -18,7 +18,13 @@ export class KeyStore {
   constructor(keys: readonly ApiKeyConfig[]) {
     this.#keys = keys.map((k) => ({
       hash: Buffer.from(k.sha256, 'hex'),
-      principal: Object.freeze({ name: k.name, label: k.name, admin: k.admin, limits: k.limits }),
+      principal: Object.freeze({
+        name: k.name,
+        label: k.name,
+        admin: k.admin,
+        limits: k.limits,
+        cachePartition: k.cacheGroup !== undefined ? `group:${k.cacheGroup}` : `key:${k.name}`,
+      }),
     }))
   }
 

@@ -9,6 +9,13 @@ export interface Principal {
   /** May use admin routes. */
   readonly admin: boolean
   readonly limits: KeyLimits
+  /**
+   * The cache partition of the principal's requests: `key:<name>`, `group:<cache_group>` for a
+   * key in a cache group, `jwt:<subject>` for a token, '' for nobody in particular (auth off).
+   * Entries and single flights of different partitions never meet (unless
+   * `cache.share_across_keys`).
+   */
+  readonly cachePartition: string
 }
 
 /** The principal of every request while auth is off (and of open routes). */
@@ -17,4 +24,5 @@ export const ANONYMOUS: Principal = Object.freeze({
   label: 'anonymous',
   admin: true,
   limits: Object.freeze({ rpm: 0, maxConcurrency: 0 }),
+  cachePartition: '',
 })

@@ -9,8 +9,12 @@
  *   response closes.
  * Both keys share the `{name}` hash tag, so the script works on Redis Cluster too.
  *
- * Redis failing (down, slow past `command_timeout`, not connected yet) never becomes an error:
- * the request is counted by the in-memory limiter instead, per replica, until Redis answers.
+ * Every request admitted through Redis is also counted by this replica's in-memory limiter (the
+ * one that takes over when Redis fails), and refused when that count is full: so one replica
+ * never lets more than a key's limits through, whether Redis answers, times out in the middle of
+ * a burst, or is down. Redis failing (down, slower than the limiter's own command timeout, not
+ * connected yet) never becomes an error: the request is counted in memory only, per replica,
+ * until Redis answers; meanwhile a key gets at most its limits per replica.
  */
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
@@ -116,9 +120,22 @@ export class RedisLimiter implements Limiter {
     }
     if (code === 1) return { ok: false, limit: 'rpm', retryAfterSeconds: secondsToWindowEnd(now) }
     if (code === 2) return { ok: false, limit: 'concurrency', retryAfterSeconds: 1 }
-    if (limits.maxConcurrency === 0) return UNLIMITED
-    // A release that fails (Redis down meanwhile) is settled by the lease.
-    return new RedisSlot(() => void this.#client.zrem(inflightKey, member).catch(() => {}))
+    // This replica's own count: admissions through Redis and through the fallback are one budget.
+    const local = this.#fallback.acquire(name, limits, now)
+    if (!local.ok) {
+      if (limits.maxConcurrency > 0) this.#remove(inflightKey, member)
+      return local
+    }
+    if (limits.maxConcurrency === 0) return local
+    return new RedisSlot(() => {
+      local.release()
+      this.#remove(inflightKey, member)
+    })
+  }
+
+  /** Frees a slot in Redis; a release that fails (Redis down meanwhile) is settled by the lease. */
+  #remove(inflightKey: string, member: string): void {
+    void this.#client.zrem(inflightKey, member).catch(() => {})
   }
 
   /** Resolves once Redis is connected (until then requests are counted in memory). */

@@ -1,25 +1,37 @@
 /**
  * Which scope a request needs, from its method and path: `open` (kubelet probes, and /metrics
- * when `auth.metrics_open`), `admin` (stats, metrics, the cache's own endpoints, model
- * management, blob uploads, /api/admin/*), or `user` (everything else: running models, listing
- * them, /v1/*). Paths are judged as Ollama will see them: percent-decoded, with `.`/`..`
- * segments resolved, repeated and trailing slashes collapsed, so `/api/%70ull` or `/api//pull/`
- * is still model management.
+ * when `auth.metrics_open`), `user` (exactly the inference and read routes: running models,
+ * listing and showing them, Ollama's heartbeat, their OpenAI-compatible twins), or `admin`
+ * (everything else: stats, metrics, the cache's own endpoints, model management, blob uploads,
+ * /api/admin/*, Ollama's account and experimental routes, and any path corral does not know).
+ * Deny by default: a route Ollama adds later needs an admin key until it is listed here. Paths
+ * are judged as Ollama will see them: percent-decoded, with `.`/`..` segments resolved,
+ * repeated and trailing slashes collapsed, so `/api/%70ull` or `/api//pull/` is still model
+ * management.
  */
 export type Scope = 'open' | 'user' | 'admin'
 
-const ADMIN_EXACT: ReadonlySet<string> = new Set([
-  '/metrics',
-  '/api/load-balancer-stats',
-  '/api/advanced-cache-stats',
-  '/api/cache',
-  '/api/pull',
-  '/api/push',
-  '/api/create',
-  '/api/copy',
-  '/api/delete',
+/** The routes a key without admin reaches (any method: Ollama answers a wrong one itself). */
+const USER_EXACT: ReadonlySet<string> = new Set([
+  '/',
+  '/api/generate',
+  '/api/chat',
+  '/api/embed',
+  '/api/embeddings',
+  '/api/show',
+  '/api/tags',
+  '/api/ps',
+  '/api/version',
+  '/v1/chat/completions',
+  '/v1/completions',
+  '/v1/embeddings',
+  '/v1/models',
+  '/v1/responses',
+  '/v1/messages',
+  '/v1/audio/transcriptions',
 ])
-const ADMIN_PREFIXES = ['/api/cache/', '/api/blobs/', '/api/admin/'] as const
+/** `/v1/models/<model>`: one model's card (model names may hold slashes: `hf.co/org/model`). */
+const USER_MODEL_PREFIX = '/v1/models/'
 const NEEDS_NORMALIZING = /%|\/\/|\/\.|.\/$/
 
 export function scopeOf(method: string | undefined, rawPath: string, metricsOpen: boolean): Scope {
@@ -30,9 +42,9 @@ export function scopeOf(method: string | undefined, rawPath: string, metricsOpen
   const read = method === 'GET' || method === 'HEAD'
   if (read && (path === '/healthz' || path === '/readyz')) return 'open'
   if (path === '/metrics' && metricsOpen && read) return 'open'
-  if (ADMIN_EXACT.has(path)) return 'admin'
-  for (const prefix of ADMIN_PREFIXES) if (path.startsWith(prefix)) return 'admin'
-  return 'user'
+  if (USER_EXACT.has(path)) return 'user'
+  if (path.startsWith(USER_MODEL_PREFIX) && path.length > USER_MODEL_PREFIX.length) return 'user'
+  return 'admin'
 }
 
 /** The path as a router that decodes it would match it; undefined when it does not decode. */

@@ -1,8 +1,10 @@
 /**
  * Active health checks: every `health.interval`, `GET /api/version` on each instance with a
  * timeout; the outcome goes to the instance's HealthState, which applies the thresholds. The
- * first round runs at start. Never throws: a failed check is an outcome, not an error.
+ * first round runs at start, every instance at once, and each instance's first outcome is logged
+ * (up, or down and why). Never throws: a failed check is an outcome, not an error.
  */
+import type { Logger } from 'pino'
 import type { HealthConfig } from '../config/config.js'
 import type { Instance } from './instance.js'
 
@@ -13,12 +15,15 @@ export class HealthChecker {
   readonly #now: () => number
   #timer: NodeJS.Timeout | undefined
   #round: Promise<void> | undefined
+  readonly #logger: Logger | undefined
   #closed = false
 
-  constructor(instances: () => readonly Instance[], config: HealthConfig, now: () => number = Date.now) {
+  /** `logger`: where each instance's first outcome is reported (undefined: nowhere). */
+  constructor(instances: () => readonly Instance[], config: HealthConfig, now: () => number = Date.now, logger?: Logger) {
     this.#instances = instances
     this.#config = config
     this.#now = now
+    this.#logger = logger
   }
 
   /** Runs a first round now, then one every interval. */
@@ -56,7 +61,11 @@ export class HealthChecker {
     if (this.#closed || instance.retired) return
     const reason = await probe(instance, this.#config.timeoutMs)
     if (this.#closed || instance.retired) return
-    instance.health.onCheck(reason === undefined, this.#now(), reason)
+    const first = instance.health.lastCheckOk === undefined
+    instance.health.onCheck(reason === undefined, this.#now(), reason, reason !== undefined && NOTHING_THERE.has(reason))
+    if (!first || this.#logger === undefined) return
+    if (reason === undefined) this.#logger.info({ instance: instance.name, url: instance.url }, 'instance up: first health check passed')
+    else this.#logger.warn({ instance: instance.name, url: instance.url, err: reason }, 'instance down: first health check failed')
   }
 
   #schedule(): void {
@@ -71,6 +80,13 @@ export class HealthChecker {
     await this.#round
   }
 }
+
+/**
+ * Probe failures that say nothing listens there (refused, reset, no such host or route), as
+ * opposed to a timeout (maybe a slow start) or an error status (alive): an instance failing its
+ * first check with one of these is unhealthy at once.
+ */
+const NOTHING_THERE: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
 
 /** undefined when the instance answered `/api/version` with 200 within `timeoutMs`, else why not. */
 export async function probe(instance: Instance, timeoutMs: number, userAgent = 'corral (health check)'): Promise<string | undefined> {

@@ -107,8 +107,15 @@ export class HealthState {
     this.#probing = false
   }
 
-  /** The outcome of one active check. */
-  onCheck(ok: boolean, now: number, reason = ''): void {
+  /**
+   * The outcome of one active check; `unreachable`: nothing listens there (connection refused or
+   * reset, no such host). An instance is only assumed up until its first check: one unreachable
+   * then is unhealthy at once, not `unhealthyAfter` intervals later, so stats, probes and metrics
+   * agree from the start. Any other failure (an error status, a timeout) gets the usual
+   * `unhealthyAfter`.
+   */
+  onCheck(ok: boolean, now: number, reason = '', unreachable = false): void {
+    const first = this.lastCheckOk === undefined
     this.lastCheckAt = now
     this.lastCheckOk = ok
     if (ok) {
@@ -123,9 +130,10 @@ export class HealthState {
     } else {
       this.#checkPasses = 0
       this.#checkFailures++
-      if (this.#up && this.#checkFailures >= this.#rules.unhealthyAfter) {
+      if (this.#up && ((first && unreachable) || this.#checkFailures >= this.#rules.unhealthyAfter)) {
         this.#up = false
-        this.#update(`${this.#checkFailures} health check(s) failed, the last: ${reason}`)
+        const why = this.#checkFailures < this.#rules.unhealthyAfter ? `unreachable at the first health check: ${reason}` : `${this.#checkFailures} health check(s) failed, the last: ${reason}`
+        this.#update(why)
       }
     }
   }

@@ -4,7 +4,8 @@
  * around the measured phase, the result printed (table or `--json`, and `--out`), the SLOs
  * checked.
  *
- * Exit status: 0 done and every SLO met; 1 an SLO missed (each printed on stderr); 130 stopped by
+ * Exit status: 0 done and every SLO met; 1 an SLO missed (each printed on stderr), or, without
+ * `--max-error-rate`, every request failed (a run that measured nothing but errors is no pass); 130 stopped by
  * Ctrl-C (SIGINT), after printing the partial result: a cut-short run never passes a gate. The
  * first SIGINT stops issuing turns and gives those in flight up to 2 s to finish, a second one
  * aborts them at once; turns aborted count as cancelled, neither ok nor errors.
@@ -100,6 +101,14 @@ export async function runBench(options: Readonly<BenchOptions>, io: BenchIo): Pr
   if (interrupt.interrupted) return EXIT_INTERRUPTED
   if (!slo.passed) {
     io.stderr.write(`corral bench: SLO missed: ${describeMissed(slo)}\n`)
+    return EXIT_SLO_MISSED
+  }
+  // The default threshold when no --max-error-rate is given: all requests failed.
+  if (options.slo.maxErrorRate === undefined && result.requests > 0 && result.ok === 0) {
+    const kinds = Object.entries(result.errors_by_kind)
+      .map(([kind, n]) => `${kind} ${n}`)
+      .join(', ')
+    io.stderr.write(`corral bench: every request failed (${result.errors} errors: ${kinds}); --max-error-rate sets another threshold\n`)
     return EXIT_SLO_MISSED
   }
   return EXIT_OK

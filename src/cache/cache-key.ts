@@ -39,8 +39,10 @@ export function canonicalJson(value: unknown): string {
 
 /**
  * The part of a key shared by every item of one request: family, model (resolved, with its
- * digest when discovery knows it) and every output-affecting field except `omit` (the input
- * items of an embedding request, keyed one by one with {@link itemKey}).
+ * digest when discovery knows it), every output-affecting field except `omit` (the input
+ * items of an embedding request, keyed one by one with {@link itemKey}) and the cache
+ * `partition` of the caller (with auth on, `key:<name>`, `group:<cache_group>` or
+ * `jwt:<subject>`; '' when shared), so tenants never find each other's entries.
  */
 export function requestBasis(
   family: KeyFamily,
@@ -48,13 +50,17 @@ export function requestBasis(
   digest: string | undefined,
   body: Readonly<Record<string, unknown>>,
   omit?: string,
+  partition = '',
 ): string {
   const fields: Record<string, unknown> = {}
   for (const k in body) {
     if (k === 'model' || k === omit || SHAPE_ONLY.has(k)) continue
     fields[k] = body[k]
   }
-  return `${family}\n${model}\n${digest ?? ''}\n${canonicalJson(fields)}`
+  const basis = `${family}\n${model}\n${digest ?? ''}\n${canonicalJson(fields)}`
+  // Canonical JSON holds no raw newline, so the partition line cannot be forged by a body; the
+  // shared partition adds nothing, which keeps the keys of a cache without auth as they were.
+  return partition === '' ? basis : `${basis}\n${partition}`
 }
 
 /** The key of a whole request (generations, and single-flight for embeddings). */

@@ -177,7 +177,7 @@ export class OllamaCache implements RequestCache {
   // ---- generations ---------------------------------------------------------------------------
 
   async #answer(ex: Exchange, forward: Forward, plan: AnswerPlan, model: string, digest: string | undefined): Promise<void> {
-    const key = this.#keys.entry('inference', model, requestKey(requestBasis(plan.family, model, digest, ex.json!)))
+    const key = this.#keys.entry('inference', model, requestKey(requestBasis(plan.family, model, digest, ex.json!, undefined, this.#partitionOf(ex))))
     if (plan.lookup) {
       const entry = (await this.#store.get(key)) ?? this.#landing.get(key)
       if (entry !== undefined && this.#replayAnswer(ex, plan, entry, 'hit')) {
@@ -209,7 +209,11 @@ export class OllamaCache implements RequestCache {
       }
     }
     const capture = new ResponseCapture(this.#config.maxEntryBytes, flight)
-    if (flight !== undefined) flight.capture = capture
+    if (flight !== undefined) {
+      flight.capture = capture
+      // Followers keep the upstream request going if this request's own client leaves.
+      ex.followed = () => flight.listened
+    }
     this.#mark(ex, 'miss')
     ex.tap = capture
     let entry: CacheEntry | undefined
@@ -218,6 +222,7 @@ export class OllamaCache implements RequestCache {
       entry = this.#answerEntry(plan, capture)
     } finally {
       ex.tap = undefined
+      ex.followed = undefined
       if (flight !== undefined) this.#answers.land(key, flight, entry)
       const written = entry === undefined ? undefined : this.#write('inference', key, entry)
       // The lock goes once the answer is in the store (waiting replicas find it there), or at
@@ -344,7 +349,7 @@ export class OllamaCache implements RequestCache {
   // ---- embeddings ----------------------------------------------------------------------------
 
   async #embed(ex: Exchange, forward: Forward, plan: VectorPlan, model: string, digest: string | undefined): Promise<void> {
-    const basis = requestBasis(plan.family, model, digest, ex.json!, plan.field)
+    const basis = requestBasis(plan.family, model, digest, ex.json!, plan.field, this.#partitionOf(ex))
     const { inputs, layer } = plan
     const basisKey = requestKey(basis)
     const keys = inputs.map((input) => this.#keys.entry(layer, model, itemKey(basisKey, input)))
@@ -439,6 +444,7 @@ export class OllamaCache implements RequestCache {
   ): Promise<void> {
     const relay = fetch.size === plan.inputs.length
     const flight = flightKey === undefined ? undefined : this.#vectors.lead(flightKey)
+    if (flight !== undefined) ex.followed = () => flight.listened
     const capture = new ResponseCapture(relay ? this.#config.maxEntryBytes * 16 : MAX_ASSEMBLED_BYTES, undefined, 'reference')
     const sent = [...fetch.values()]
     if (!relay) {
@@ -463,6 +469,7 @@ export class OllamaCache implements RequestCache {
       }
     } finally {
       ex.tap = undefined
+      ex.followed = undefined
       if (flight !== undefined) this.#vectors.land(flightKey!, flight, job)
     }
     if (!relay && !ex.clientGone) this.#answerAssembled(ex, plan, keys, found, capture, job)
@@ -583,6 +590,11 @@ export class OllamaCache implements RequestCache {
         resolve()
       })
     })
+  }
+
+  /** The caller's cache partition (entry keys and flight keys derive from it); '' when keys share. */
+  #partitionOf(ex: Exchange): string {
+    return this.#config.shareAcrossKeys ? '' : ex.cachePartition
   }
 
   #mark(ex: Exchange, status: CacheStatus): void {

@@ -31,6 +31,11 @@ export class Flight<R> implements CaptureListener {
     this.#observers.delete(observer)
   }
 
+  /** Whether a follower is waiting for this flight (the leader's upstream request must go on for it). */
+  get listened(): boolean {
+    return this.#observers.size > 0
+  }
+
   start(): void {
     for (const o of this.#observers) o.started()
   }

@@ -23,6 +23,11 @@ export interface ApiKeyConfig {
   readonly admin: boolean
   /** The key's own limits, else `auth.limits`. */
   readonly limits: KeyLimits
+  /**
+   * Keys with the same `cache_group` share cached answers and single flights; undefined: the
+   * key's answers are its own (unless `cache.share_across_keys`). Default undefined.
+   */
+  readonly cacheGroup: string | undefined
 }
 
 /** JWT verification (`auth.jwt`): exactly one of `secret`, `publicKey`, `jwksFile` is set. */
@@ -77,6 +82,7 @@ export function compileAuth(file: ConfigFile['auth']): AuthConfig {
       sha256: k.key_sha256 !== undefined ? k.key_sha256.toLowerCase() : keyHash(k.key!),
       admin: k.admin,
       limits: { rpm: k.rpm ?? limits.rpm, maxConcurrency: k.max_concurrency ?? limits.maxConcurrency },
+      cacheGroup: k.cache_group ?? undefined,
     })),
     jwt:
       jwt === undefined

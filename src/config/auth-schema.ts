@@ -15,6 +15,12 @@ const show = (value: unknown): string => JSON.stringify(value) ?? String(value)
 export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'ES512'] as const
 export const HMAC_ALGORITHMS: ReadonlySet<string> = new Set(['HS256', 'HS384', 'HS512'])
 
+/**
+ * Names of JWT principals (`jwt:<subject>`) start with this and API key names may not, so keys
+ * and token subjects never share limits, log names, metric labels or cache entries.
+ */
+export const JWT_NAME_PREFIX = 'jwt:'
+
 /** A name that is safe as a metric label and in logs. */
 const KEY_NAME_RE = /^[A-Za-z0-9._:@-]{1,64}$/
 const SHA256_HEX_RE = /^[0-9a-fA-F]{64}$/
@@ -51,10 +57,21 @@ const keySchema = z
       .meta({ description: 'The key may also use admin routes (stats, metrics, cache flush, chunk metadata, model management, /api/admin/*). Default false.' }),
     rpm: limit('Requests per minute for this key; 0: unlimited. Default: auth.limits.rpm.'),
     max_concurrency: limit('Requests in flight at once for this key; 0: unlimited. Default: auth.limits.max_concurrency.'),
+    cache_group: z
+      .string()
+      .regex(KEY_NAME_RE, { error: (iss) => `must be 1-64 letters, digits or . _ : @ -, got ${show(iss.input)}` })
+      .optional()
+      .meta({
+        description:
+          'Keys with the same cache_group share cached answers and single flights (one tenant with several keys). Default: none (the key\'s cache entries are its own).',
+      }),
   })
   .superRefine((k, ctx) => {
     if ((k.key === undefined) === (k.key_sha256 === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['key'], message: 'set exactly one of key or key_sha256' })
+    }
+    if (k.name.startsWith(JWT_NAME_PREFIX)) {
+      ctx.addIssue({ code: 'custom', path: ['name'], message: `must not start with "${JWT_NAME_PREFIX}" (the names of JWT subjects), got ${show(k.name)}` })
     }
   })
   .meta({ description: 'One API key, sent as `Authorization: Bearer <key>`.' })

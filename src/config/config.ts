@@ -71,6 +71,11 @@ export interface CacheConfig {
   readonly maxEntryBytes: number
   /** Identical cacheable requests in flight reach an instance once (`single_flight`). Default true. */
   readonly singleFlight: boolean
+  /**
+   * With auth on, every key shares the cache's entries and single flights (`share_across_keys`).
+   * Default false: entries are partitioned by key, cache group or JWT subject.
+   */
+  readonly shareAcrossKeys: boolean
   /** Bytes the in-memory store may hold (`memory.max_size`), when there is no Redis. Default 256 MiB. */
   readonly memoryMaxBytes: number
   /** The three layers (`layers`). */
@@ -196,6 +201,7 @@ export function compileConfig(file: ConfigFile): Config {
       responseHeader: file.cache.response_header,
       maxEntryBytes: bytes(file.cache.max_entry_size),
       singleFlight: file.cache.single_flight,
+      shareAcrossKeys: file.cache.share_across_keys,
       memoryMaxBytes: bytes(file.cache.memory.max_size),
       layers: {
         embedding: { enabled: file.cache.layers.embedding.enabled, ttlMs: ms(file.cache.layers.embedding.ttl) },

@@ -8,6 +8,7 @@ import type { z } from 'zod'
 import { configSchema, type ConfigFile } from './schema.js'
 import { compileConfig, type Config } from './config.js'
 import { migrateLegacyKeys } from './legacy-keys.js'
+import { isSecretPath, maskUrlPasswords } from './mask-secrets.js'
 
 /** Overrides given on the command line. */
 export interface ConfigFlags {
@@ -33,14 +34,19 @@ export interface LoadedConfig {
   file: string | undefined
 }
 
-/** Raised when the configuration cannot be used; `problems` holds one line per problem. */
+/**
+ * Raised when the configuration cannot be used; `problems` holds one line per problem. The
+ * lines reach `check-config`, the reload's 422 and the log: the password of any URL in them is
+ * masked here, and a secret field's value is never repeated (see formatIssue).
+ */
 export class ConfigError extends Error {
   readonly code = 'CORRAL_INVALID_CONFIG'
   readonly problems: readonly string[]
   constructor(problems: readonly string[], source: string | undefined) {
-    super(`invalid configuration${source ? ` in ${source}` : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    const masked = problems.map(maskUrlPasswords)
+    super(`invalid configuration${source ? ` in ${source}` : ''}:\n${masked.map((p) => `  - ${p}`).join('\n')}`)
     this.name = 'ConfigError'
-    this.problems = problems
+    this.problems = masked
   }
 }
 
@@ -176,7 +182,9 @@ function formatPath(path: readonly PropertyKey[]): string {
 }
 
 function formatIssue(issue: z.core.$ZodIssue): string {
-  return `${formatPath(issue.path)} ${issue.message}`
+  // A secret in the wrong shape (a number, too short) is described, never repeated.
+  const message = isSecretPath(issue.path) ? issue.message.replace(/,? got [\s\S]*$/, '') : issue.message
+  return `${formatPath(issue.path)} ${message}`
 }
 
 const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v)

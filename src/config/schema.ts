@@ -198,6 +198,13 @@ const cacheSchema = z
       .boolean()
       .default(true)
       .meta({ description: 'Identical cacheable requests in flight at once reach an instance once; the others wait for its answer. Default true.' }),
+    share_across_keys: z
+      .boolean()
+      .default(false)
+      .meta({
+        description:
+          'With auth on, cached answers and single flights are shared by every key (a hit for one key is a hit for all). Default false: each key (or cache_group of keys, or JWT subject) has its own entries.',
+      }),
     memory: z
       .strictObject({
         max_size: size('256MiB', 'Bytes the in-memory store may hold (without Redis); least recently used entries go first.'),

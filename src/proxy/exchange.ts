@@ -37,8 +37,16 @@ export class Exchange implements BalancedRequest {
   trustedPeer = false
   /** `performance.now()` when the request arrived. */
   readonly startedAt: number
-  /** The attempt in progress, cancelled at once when the client goes away. */
+  /**
+   * The attempt in progress, cancelled at once when the client goes away (unless `followed`:
+   * then it goes on without the client).
+   */
   upstream: { cancel(): void } | undefined
+  /**
+   * Set by the cache while this request leads a single flight: whether followers are waiting for
+   * its upstream answer. While they are, the client leaving does not cancel the upstream request.
+   */
+  followed: (() => boolean) | undefined
   /** The request body, when it was read whole (undefined: none, or streamed through). */
   body: Buffer | undefined
   /** The parsed JSON body, when the route reads one. */
@@ -79,6 +87,8 @@ export class Exchange implements BalancedRequest {
   key: string | undefined
   /** The `key` metric label: the key name (bounded), `anonymous` while auth is off. */
   keyLabel = 'anonymous'
+  /** The caller's cache partition (see `Principal.cachePartition`); '' while auth is off. */
+  cachePartition = ''
   /** Why the response failed after it started, for the log. */
   error: string | undefined
 

@@ -22,9 +22,11 @@ import { routeFor } from './routes.js'
 import { ClientAddresses } from '../limits/client-address.js'
 import { UploadLimit } from '../limits/upload-limit.js'
 import { expectsContinue } from '../limits/expect-continue.js'
+import { answerThenLinger } from '../limits/lingering-close.js'
 import { canonicalModel } from '../balancer/model-name.js'
 import type { RequestWindow } from '../observability/request-window.js'
 import type { Metrics } from '../observability/metrics.js'
+import { logTarget } from '../observability/log-target.js'
 import { ANONYMOUS, type Principal } from '../auth/principal.js'
 
 export interface ProxyDeps {
@@ -99,6 +101,7 @@ export class Proxy {
     if (principal !== ANONYMOUS) {
       ex.key = principal.name
       ex.keyLabel = principal.label
+      ex.cachePartition = principal.cachePartition
     }
     ex.peer = this.#addresses.peerOf(req)
     ex.trustedPeer = this.#addresses.trusts(ex.peer)
@@ -236,9 +239,10 @@ export class Proxy {
       'x-request-id': ex.id,
     }
     if (error.retryAfterSeconds !== undefined) headers['retry-after'] = error.retryAfterSeconds
-    // A body not read to its end (oversized, or an upload that never reached an instance) is not
-    // worth reading just to keep the connection: close it after answering.
-    if (!ex.req.complete) headers.connection = 'close'
+    // A body not read to its end (oversized, or an upload that never reached an instance): the
+    // connection closes after answering, once the rest is drained (bounded), so the client still
+    // sending reads the answer instead of a reset.
+    if (!ex.req.complete) return answerThenLinger(ex.req, res, error.status, headers, body)
     res.writeHead(error.status, headers)
     res.end(body)
   }
@@ -253,7 +257,7 @@ export class Proxy {
       {
         req: ex.id,
         method: ex.req.method,
-        path: ex.target,
+        path: logTarget(ex.target),
         route: ex.route.name,
         model: ex.model,
         status: ex.res.statusCode,

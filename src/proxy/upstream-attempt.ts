@@ -48,6 +48,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
   #lastByte = NEWLINE
   #streamKind: 'ndjson' | 'sse' | 'other' = 'other'
   #waitingForDrain = false
+  /** The client left while single-flight followers listened: the answer goes on, to them only. */
+  #detached = false
   readonly #startedAt = performance.now()
   /** Keep the end of the body for Ollama's counts (generations answered 200 only). */
   #keepTail = false
@@ -82,15 +84,33 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
     this.#resolve = resolve
   }
 
-  /** Cancels the upstream request (the client went away). */
+  /**
+   * The client went away: cancels the upstream request, unless single-flight followers wait for
+   * its answer. Then it goes on for them, no longer written to the client (nor held back by the
+   * client's socket): no client sees an error because another one left.
+   */
   cancel(): void {
-    this.#controller?.abort(new ClientGone())
+    if (this.#ex.followed?.() !== true) {
+      this.#controller?.abort(new ClientGone())
+      return
+    }
+    this.#detached = true
+    if (this.#waitingForDrain) {
+      this.#waitingForDrain = false
+      this.#ex.res.off('drain', this.#onDrain)
+      this.#controller?.resume()
+    }
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller
     // The client may have left while the request waited for a free connection.
-    if (this.#ex.clientGone) controller.abort(new ClientGone())
+    if (this.#ex.clientGone) this.cancel()
+  }
+
+  /** Whether the answer is written to the client: it is wanted there, and the client is still there. */
+  get #relaying(): boolean {
+    return this.#ex.relay && !this.#detached
   }
 
   onResponseStart(
@@ -121,7 +141,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
       }
     }
     ex.tap?.start(statusCode, headers)
-    if (!ex.relay) return
+    if (!this.#relaying) return
     ex.res.writeHead(statusCode, clientResponseHeaders(headers, ex.id))
     ex.firstByteAt = performance.now()
   }
@@ -134,7 +154,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
         this.#tail = chunk
       }
       ex.tap?.data(chunk)
-      if (!ex.relay) return
+      if (!this.#relaying) return
       this.#lastByte = chunk[chunk.length - 1] ?? this.#lastByte
       if (!ex.res.write(chunk) && !this.#waitingForDrain) {
         this.#waitingForDrain = true
@@ -149,7 +169,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
   onResponseEnd(): void {
     if (this.#phase === 'busy') return this.#finish(busyFailure(busyDetail(this.#busyBody)))
     const ex = this.#ex
-    if (ex.relay) ex.res.end()
+    if (this.#relaying) ex.res.end()
     ex.tap?.end()
     if (this.#keepTail) this.#readCounts()
     if (this.failureReason !== undefined) this.#countFailure(this.failureReason, this.failureKind ?? 'other')
@@ -158,7 +178,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
     const ex = this.#ex
-    if (ex.clientGone || err instanceof ClientGone) {
+    if (err instanceof ClientGone || (ex.clientGone && !this.#detached)) {
       ex.clientGone = true
       this.failureReason = undefined
       this.failureKind = undefined
@@ -177,7 +197,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
     const message = `upstream ${this.#instance.name} failed mid-response: ${failure.message}`
     ex.error = message
     ex.tap?.abort(message)
-    if (!ex.relay) return this.#finish(undefined)
+    if (!this.#relaying) return this.#finish(undefined)
     const { res } = ex
     res.off('drain', this.#onDrain)
     if (this.#streamKind === 'ndjson') {
@@ -196,7 +216,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
     this.#phase = 'done'
     this.totalMs = performance.now() - this.#startedAt
     if (outcome !== undefined) this.#countFailure(outcome.message, outcome.kind)
-    else if (this.outcome === 'neutral' && !this.#ex.clientGone && this.refusal === undefined) this.outcome = 'success'
+    else if (this.outcome === 'neutral' && (!this.#ex.clientGone || this.#detached) && this.refusal === undefined) this.outcome = 'success'
     this.#resolve(outcome)
   }
 

@@ -78,7 +78,7 @@ t.test('HS256: claims checked, name and admin taken from claims', async (t) => {
     t.equal(logs.at(-1)?.reason, reason, `${what}: logged as ${reason}`)
   }
   await corral.proxy.whenIdle()
-  t.equal(logs.find((l) => l.msg === 'request' && l.route === 'generate')?.key, 'svc-a', 'the name claim names the caller')
+  t.equal(logs.find((l) => l.msg === 'request' && l.route === 'generate')?.key, 'jwt:svc-a', 'the name claim names the caller, in the JWT namespace')
   t.notOk(JSON.stringify(logs).includes(good.split('.')[2]!), 'no token in the log')
 })
 

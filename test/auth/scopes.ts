@@ -95,7 +95,7 @@ t.test('encoded, doubled or dotted paths are judged as Ollama would route them',
   t.equal(normalizedPath('//api/../api/./tags/'), '/api/tags')
   t.equal(normalizedPath('/%E0%A4%A'), undefined)
   t.equal(scopeOf('GET', '/healthz', false), 'open')
-  t.equal(scopeOf('POST', '/healthz', false), 'user', 'only reads of the probes are open')
+  t.equal(scopeOf('POST', '/healthz', false), 'admin', 'only reads of the probes are open (and POST /healthz is no user route)')
   t.equal(scopeOf('GET', '/metrics', true), 'open')
   t.equal(scopeOf('GET', '/metrics', false), 'admin')
   t.equal(scopeOf('GET', '/api/tags', false), 'user')

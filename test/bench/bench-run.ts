@@ -185,3 +185,17 @@ t.test('an --out file that cannot be written is refused before anything is sent'
   await t.rejects(bench({ url: f.url, requests: '2', out: dir }), { message: /^--out cannot write .*: EISDIR$/ })
   t.equal(f.count(), 0)
 })
+
+t.test('every request failed: exit 1 without --max-error-rate; the flag sets another threshold', async (t) => {
+  const f = await fake(t)
+  f.setDefault({ kind: 'status', status: 500 })
+  const run = await bench({ url: f.url, workload: 'embed', requests: '4', concurrency: '2' })
+  t.equal(run.code, 1, 'a run of nothing but errors does not pass')
+  t.equal(run.stderr, 'corral bench: every request failed (4 errors: http_500 4); --max-error-rate sets another threshold\n')
+  const allowed = await bench({ url: f.url, workload: 'embed', requests: '4', concurrency: '2', maxErrorRate: '100%' })
+  t.equal(allowed.code, 0, 'an explicit threshold of 100 % lets it pass')
+  f.setDefault(undefined)
+  f.script({ kind: 'status', status: 500 }, { path: '/api/embed', times: 3 })
+  const some = await bench({ url: f.url, workload: 'embed', requests: '4', concurrency: '1' })
+  t.equal(some.code, 0, 'some failures alone do not fail the run by default')
+})

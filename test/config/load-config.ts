@@ -80,6 +80,7 @@ t.test('cache defaults: memory store 256MiB, layers 7d / 30d / 24h, deterministi
     responseHeader: true,
     maxEntryBytes: 8 * 1024 * 1024,
     singleFlight: true,
+    shareAcrossKeys: false,
     memoryMaxBytes: 256 * 1024 * 1024,
     layers: {
       embedding: { enabled: true, ttlMs: 7 * 86_400_000 },

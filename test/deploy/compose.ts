@@ -17,8 +17,9 @@ interface Service {
   ports?: string[]
   volumes?: string[]
   environment?: Record<string, string>
-  depends_on?: string[]
+  depends_on?: Record<string, { condition: string }>
   stop_grace_period?: string
+  healthcheck?: unknown
 }
 
 const read = (file: string): unknown => parse(readFileSync(file, 'utf8'), { merge: true })
@@ -53,7 +54,7 @@ t.test('the services of the stack', async (t) => {
   for (const n of ['redis', 'ollama1', 'ollama2', 'prometheus', 'grafana']) t.ok(services[n], n)
   t.equal(services.ollama1!.image, 'ollama/ollama')
   t.equal(services.ollama2!.image, 'ollama/ollama')
-  for (const s of Object.values(services)) for (const d of s.depends_on ?? []) t.ok(services[d], `depends on a service: ${d}`)
+  for (const s of Object.values(services)) for (const d of Object.keys(s.depends_on ?? {})) t.ok(services[d], `depends on a service: ${d}`)
   const hostPorts = names.flatMap((n) => (services[n]!.ports ?? []).map((p) => p.split(':')[0]))
   t.equal(new Set(hostPorts).size, hostPorts.length, `no host port published twice: ${hostPorts.join(', ')}`)
 })
@@ -126,4 +127,27 @@ t.test('grafana is provisioned with the datasource and the three dashboards', as
   t.equal(dashboardDir, './dashboards', "the provider's path is where dashboards/ is mounted")
   for (const d of ['corral-performance.json', 'corral-health.json', 'corral-business.json']) t.ok(existsSync(join(dashboardDir!, d)), d)
   t.equal(hostFile(s, s.environment!.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH!), 'dashboards/corral-performance.json', 'the home dashboard exists')
+})
+
+t.test('starts in order beside a Redis and an Ollama already running on the machine', async (t) => {
+  const published = names.flatMap((n) => (services[n]!.ports ?? []).map((p) => Number(p.split(':')[0])))
+  t.notOk(published.includes(6379), "no host port of Redis' own")
+  t.notOk(published.includes(11434), "no host port of Ollama's own")
+  t.same(services.redis!.ports ?? [], [], 'Redis is reached on the compose network only')
+  t.ok(services.redis!.healthcheck, 'Redis has a health check')
+  for (const name of corrals) {
+    const deps = services[name]!.depends_on
+    t.ok(deps !== undefined && !Array.isArray(deps), `${name}: depends_on in the long form (conditions)`)
+    t.equal(deps!.redis?.condition, 'service_healthy', `${name}: starts once Redis answers`)
+    t.equal(deps!.ollama1?.condition, 'service_started')
+    t.equal(deps!.ollama2?.condition, 'service_started')
+  }
+  // The image's own HEALTHCHECK is what service_healthy waits for on a corral.
+  t.match(readFileSync('Dockerfile', 'utf8'), /HEALTHCHECK/)
+  for (const c of corrals) t.equal(services.prometheus!.depends_on![c]?.condition, 'service_healthy', `prometheus waits for ${c}`)
+  for (const [name, s] of Object.entries(services)) {
+    for (const [dep, { condition }] of Object.entries(s.depends_on ?? {})) {
+      if (condition === 'service_healthy') t.ok(services[dep]!.healthcheck !== undefined || services[dep]!.build !== undefined, `${name}: ${dep} has a health check to wait for`)
+    }
+  }
 })

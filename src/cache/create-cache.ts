@@ -46,7 +46,10 @@ export function createCache(
     if (config.redis === undefined) {
       store = memory()
     } else {
-      const redis = new RedisStore({ client: createRedisClient(config.redis), retryIntervalMs: config.redis.retryIntervalMs, logger })
+      // The client's own timeout is a backstop; the store applies `command_timeout` itself, judged
+      // after the event loop has read its sockets (see RedisStore).
+      const client = createRedisClient({ ...config.redis, commandTimeoutMs: Math.max(1000, 10 * config.redis.commandTimeoutMs) })
+      const redis = new RedisStore({ client, retryIntervalMs: config.redis.retryIntervalMs, commandTimeoutMs: config.redis.commandTimeoutMs, logger })
       store = config.redis.localCacheBytes > 0 ? new TieredStore(memory(), redis, config.redis.localTtlMs) : redis
     }
   }

@@ -60,11 +60,10 @@ const SSE_TYPE = 'text/event-stream'
 const MAX_ASSEMBLED_BYTES = 256 * 1024 * 1024
 /**
  * Captured embedding answers waiting to be stored may hold this much memory; a capture that does
- * not fit is not stored (counted as skipped). About a dozen 32-chunk batches of 768-d vectors: a
- * backlog only helps while the loop has idle time to work it off, and a longer one would keep
- * answers alive long enough to burden the garbage collector.
+ * not fit is not stored (counted as skipped). About fifty 32-chunk batches of 768-d vectors, half
+ * a second of a fast ingestion: enough to ride out a burst, bounded while corral is saturated.
  */
-const WRITE_QUEUE_BYTES = 4 * 1024 * 1024
+const WRITE_QUEUE_BYTES = 16 * 1024 * 1024
 /** Store writes awaiting their acknowledgement (a slow Redis); beyond it new writes are skipped. */
 const MAX_PENDING_WRITES = 4096
 

@@ -11,6 +11,11 @@ export interface RedisStoreOptions {
   client: Redis | Cluster
   /** While Redis is failing it is skipped; a background PING probes it after this long (ms). */
   retryIntervalMs: number
+  /**
+   * Longest wait for one command (`redis.command_timeout`), judged after the event loop has read
+   * what arrived: see {@link RedisStore}. Undefined: the client's own timeout alone.
+   */
+  commandTimeoutMs?: number | undefined
   logger: Logger
   /** Clock in ms (injected for tests). Default `Date.now`. */
   now?: () => number
@@ -40,6 +45,7 @@ export class RedisStore implements CacheStore {
   readonly kind = 'redis'
   readonly #client: Redis | Cluster
   readonly #retryIntervalMs: number
+  readonly #commandTimeoutMs: number | undefined
   readonly #logger: Logger
   readonly #now: () => number
   #state: 'connecting' | 'up' | 'down' = 'connecting'
@@ -56,6 +62,7 @@ export class RedisStore implements CacheStore {
   constructor(options: RedisStoreOptions) {
     this.#client = options.client
     this.#retryIntervalMs = options.retryIntervalMs
+    this.#commandTimeoutMs = options.commandTimeoutMs
     this.#logger = options.logger
     this.#now = options.now ?? Date.now
     // Connection errors come as events; without a listener ioredis would print them.
@@ -66,7 +73,7 @@ export class RedisStore implements CacheStore {
   async get(key: string): Promise<CacheEntry | undefined> {
     if (!this.#usable()) return undefined
     try {
-      const value = await this.#client.getBuffer(key)
+      const value = await this.#timed(this.#client.getBuffer(key))
       this.#succeeded()
       return value === null ? undefined : { value, view: undefined }
     } catch (err) {
@@ -78,7 +85,7 @@ export class RedisStore implements CacheStore {
   async set(key: string, value: Buffer, ttlMs: number): Promise<boolean> {
     if (!this.#usable() || ttlMs <= 0) return false
     try {
-      await this.#client.set(key, value, 'PX', Math.ceil(ttlMs))
+      await this.#timed(this.#client.set(key, value, 'PX', Math.ceil(ttlMs)))
       this.#succeeded()
       return true
     } catch (err) {
@@ -132,7 +139,7 @@ export class RedisStore implements CacheStore {
   async claim(lockKey: string, ttlMs: number): Promise<boolean> {
     if (!this.#usable()) return true
     try {
-      const taken = await this.#client.set(lockKey, this.#token, 'PX', Math.ceil(ttlMs), 'NX')
+      const taken = await this.#timed(this.#client.set(lockKey, this.#token, 'PX', Math.ceil(ttlMs), 'NX'))
       this.#succeeded()
       return taken === 'OK'
     } catch (err) {
@@ -144,7 +151,7 @@ export class RedisStore implements CacheStore {
   async held(lockKey: string): Promise<boolean> {
     if (!this.#usable()) return false
     try {
-      const n = await this.#client.exists(lockKey)
+      const n = await this.#timed(this.#client.exists(lockKey))
       this.#succeeded()
       return n > 0
     } catch (err) {
@@ -195,6 +202,42 @@ export class RedisStore implements CacheStore {
       () => this.#client.disconnect(),
     )
     return this.#closed
+  }
+
+  /**
+   * `command` within the command timeout. The timeout is decided after the event loop's next
+   * I/O turn: timers run before the loop reads its sockets, so after a stretch of busy work (a
+   * burst of requests arriving together) a timer can fire while the reply already waits in the
+   * socket. Deciding in the check phase, after the reads, counts only replies that really are
+   * late; a busy moment of corral's own no longer reads as a failing Redis.
+   */
+  #timed<T>(command: Promise<T>): Promise<T> {
+    const timeoutMs = this.#commandTimeoutMs
+    if (timeoutMs === undefined) return command
+    return new Promise<T>((resolve, reject) => {
+      let settled = false
+      const timer = setTimeout(() => {
+        setImmediate(() => {
+          if (settled) return
+          settled = true
+          reject(new Error('Command timed out'))
+        })
+      }, timeoutMs)
+      command.then(
+        (value) => {
+          if (settled) return
+          settled = true
+          clearTimeout(timer)
+          resolve(value)
+        },
+        (err: unknown) => {
+          if (settled) return
+          settled = true
+          clearTimeout(timer)
+          reject(err instanceof Error ? err : new Error(String(err)))
+        },
+      )
+    })
   }
 
   #isCluster(): boolean {

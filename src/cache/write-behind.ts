@@ -28,14 +28,14 @@ export interface WriteBehindOptions {
 }
 
 /**
- * The share of a core used by everything but the capture work (answers, the collector) decides
- * the work's share: at or below IDLE it may use most of what is left; from BUSY on, answers are
- * taken to need the CPU (a closed-loop client's throughput falls with every millisecond added to
- * its answers) and the work keeps to its small busy share; in between the share falls linearly.
+ * How busy the event loop is with everything but the capture work decides the work's share:
+ * below BUSY the loop has idle time and the work runs slice after slice in it (the loop's I/O
+ * goes between slices); from BUSY on, answers are taken to need the loop (a closed-loop client's
+ * throughput falls with every millisecond added to its answers) and the work keeps to its small
+ * busy share.
  */
-const IDLE = 0.3
-const BUSY = 0.6
-/** How often the process's CPU use is read, in ms. */
+const BUSY = 0.7
+/** How often the loop's utilisation is read, in ms. */
 const WINDOW_MS = 50
 
 export class WriteBehind {
@@ -53,9 +53,9 @@ export class WriteBehind {
   /** The load without the capture work, smoothed over windows. */
   #others = 0
   #refilledAt = performance.now()
-  #windowStart = process.cpuUsage()
+  #windowStart = performance.eventLoopUtilization()
   #windowStartAt = performance.now()
-  /** Ms of work done in the current window (subtracted from the process's CPU time). */
+  /** Ms of work done in the current window (subtracted from the loop's active time). */
   #windowWorkMs = 0
   #closed = false
   readonly #tick = (): void => this.#run()
@@ -121,15 +121,17 @@ export class WriteBehind {
     if (this.size === 0) return
     const now = performance.now()
     this.#refill(now)
-    if (this.#tokensMs < this.#sliceMs / 4) {
+    // While the loop has idle time, slices run back to back (the loop's I/O goes between them);
+    // while it is busy, the token bucket holds the work to its share.
+    const free = this.#share === 1
+    if (!free && this.#tokensMs < this.#sliceMs / 4) {
       // Out of share: come back when a quarter slice has been earned.
       this.#schedule(Math.max(1, (this.#sliceMs / 4 - this.#tokensMs) / this.#share))
       return
     }
-    const budget = Math.min(this.#sliceMs, this.#tokensMs)
-    this.#runJobs(now + budget)
+    this.#runJobs(now + (free ? this.#sliceMs : Math.min(this.#sliceMs, this.#tokensMs)))
     const spent = performance.now() - now
-    this.#tokensMs -= spent
+    this.#tokensMs = Math.max(0, this.#tokensMs - spent)
     this.#windowWorkMs += spent
     if (this.size > 0) this.#schedule(0)
   }
@@ -154,15 +156,13 @@ export class WriteBehind {
   /** Earns tokens for the time since the last refill, at the share the loop's load allows. */
   #refill(now: number): void {
     if (now - this.#windowStartAt >= WINDOW_MS) {
-      const cpu = process.cpuUsage(this.#windowStart)
+      const elu = performance.eventLoopUtilization(this.#windowStart)
       const elapsed = now - this.#windowStartAt
-      // The CPU the process used without this queue's own work: what answers need.
-      const others = Math.max(0, (cpu.user + cpu.system) / 1000 - this.#windowWorkMs) / elapsed
+      // The loop's load without this queue's own work: what answers need.
+      const others = Math.max(0, elu.active - this.#windowWorkMs) / elapsed
       this.#others += 0.5 * (others - this.#others)
-      const idleShare = 0.8 * (1 - IDLE)
-      const load = Math.min(1, Math.max(0, (this.#others - IDLE) / (BUSY - IDLE)))
-      this.#share = idleShare + load * (this.#busyShare - idleShare)
-      this.#windowStart = process.cpuUsage()
+      this.#share = this.#others >= BUSY ? this.#busyShare : 1
+      this.#windowStart = performance.eventLoopUtilization()
       this.#windowStartAt = now
       this.#windowWorkMs = 0
     }

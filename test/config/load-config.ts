@@ -35,6 +35,7 @@ t.test('defaults: listen 127.0.0.1:11435, one instance at 127.0.0.1:11434, memor
   t.equal(config.balancer.policy, 'load-score')
   t.same(config.proxy, {
     maxAttempts: 3,
+    retryOn: [500, 502, 503, 504],
     connectTimeoutMs: 5000,
     firstByteTimeoutMs: 300_000,
     idleTimeoutMs: 300_000,

@@ -13,7 +13,7 @@
  *   instance without data yet is given the mean of those with data, or a fixed prior when none
  *   has any, so a new instance is tried rather than avoided.
  * - `inFlight / slots` is the work already running there in units of its parallel slots
- *   (`max_concurrency`, i.e. OLLAMA_NUM_PARALLEL).
+ *   (learned per kind of work, or `max_concurrency` when set: OLLAMA_NUM_PARALLEL).
  * - The cold-model penalty applies when discovery says the model is not loaded there.
  * - The failure penalty decays; failures never update the timing averages, so a fast error makes
  *   an instance less attractive, never more.
@@ -74,7 +74,7 @@ export class LoadScorePolicy implements SelectionPolicy {
         }
       } else if (mark === FULL && queueAhead >= 0 && request.work !== undefined) {
         const service = this.serviceMs(instance, request.work, tokens) ?? prior
-        releasesPerMs += instance.maxConcurrency / service
+        releasesPerMs += instance.slots(request.work) / service
         // Waiting also costs the requests behind: the slot this one takes is a slot they wait
         // for. Counting its service twice (once for itself, once for them) sends short requests
         // to a slower free instance when the fast ones are saturated, instead of only when the
@@ -111,7 +111,7 @@ export class LoadScorePolicy implements SelectionPolicy {
   #score(instance: Instance, request: PickRequest, now: number, prior: number, tokens: number): number {
     const { work } = request
     const service = work === undefined ? UNTIMED_MS : (this.serviceMs(instance, work, tokens) ?? prior)
-    const slots = Number.isFinite(instance.maxConcurrency) ? instance.maxConcurrency : 1
+    const slots = work === undefined ? 1 : instance.slots(work)
     const cost = service * (1 + instance.inFlight / slots) + this.#penalties(instance, request, now)
     return cost / this.#weight(instance, now)
   }

@@ -16,8 +16,8 @@ export interface InstanceConfig {
   /** Origin without a trailing slash. */
   readonly url: string
   readonly weight: number
-  /** Most model requests at once (OLLAMA_NUM_PARALLEL). */
-  readonly maxConcurrency: number
+  /** Most model requests of one kind at once (OLLAMA_NUM_PARALLEL); undefined (the default): learned. */
+  readonly maxConcurrency: number | undefined
 }
 
 export interface BalancerConfig {

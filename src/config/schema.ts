@@ -100,10 +100,10 @@ const instanceSchema = z
       .number()
       .int()
       .positive({ error: (iss) => `must be a whole number above 0, got ${show(iss.input)}` })
-      .default(4)
+      .optional()
       .meta({
         description:
-          'Most model requests (generate, chat, embed) corral sends to this instance at once; set it to the instance\'s OLLAMA_NUM_PARALLEL. More wait in corral\'s queue and go to whichever instance frees first. Default 4.',
+          'Most model requests of one kind (generations; embeddings) corral sends to this instance at once, overriding the limit corral learns from the instance\'s answers (its OLLAMA_NUM_PARALLEL, from time to first byte against requests in flight). More wait in corral\'s queue and go to whichever instance frees first. Default: unset, learned per instance and kind of work (from 2, up to 64).',
       }),
   })
   .meta({ description: 'One Ollama instance behind corral.' })

@@ -29,7 +29,7 @@ const problems = (raw: Record<string, unknown>): readonly string[] => problemsOf
 t.test('defaults: listen 127.0.0.1:11435, one instance at 127.0.0.1:11434, memory cache', async (t) => {
   const { config } = loadConfig({ env: {} })
   t.same(config.listen, { host: '127.0.0.1', port: 11435 })
-  t.same(config.instances, [{ name: '127.0.0.1:11434', url: 'http://127.0.0.1:11434', weight: 1, maxConcurrency: 4 }])
+  t.same(config.instances, [{ name: '127.0.0.1:11434', url: 'http://127.0.0.1:11434', weight: 1, maxConcurrency: undefined }])
   t.equal(config.redis, undefined)
   t.equal(config.logLevel, 'info')
   t.equal(config.balancer.policy, 'load-score')

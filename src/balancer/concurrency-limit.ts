@@ -1,0 +1,131 @@
+/**
+ * Learned concurrency: how many requests of one kind (generation, embedding) an instance runs at
+ * once before further ones only queue behind them (its OLLAMA_NUM_PARALLEL, which Ollama does
+ * not expose), learned from each answer's time to first byte against the number of requests
+ * corral had in flight there when it sent it.
+ *
+ * The signal is queueing, as in Envoy's adaptive concurrency filter and Netflix's
+ * concurrency-limits (Vegas, Gradient2): a request sent when `k` were in flight (itself
+ * included) to an instance with `s < k` slots waits for `k - s` of the requests ahead to end;
+ * those end staggered, one every `service / (s + 1)`, so its wait beyond the no-load latency is
+ * about `w = (k - s) / (s + 1)` service times, and `s = (k - w) / (1 + w)`. For each answer:
+ *
+ * - `s` within half a slot of `k` (no wait): the instance runs at least `k` at once. After three
+ *   such answers in a row at the limit, the limit probes one higher (doubling until the first
+ *   queueing, like TCP's slow start).
+ * - otherwise the instance runs about `s`. Above the highest level seen not queueing, the limit
+ *   falls back to that level (or `s`, if higher) and the next probe waits twice as many answers
+ *   (4 to 128); queueing at or below that level, twice in a row, means the instance changed
+ *   (fewer slots, or slower): the limit drops to `s` and climbs again from there.
+ *
+ * The no-load latency is the lowest seen, moved by the answers sent alone (which cannot have
+ * queued behind corral's own traffic), so an instance that slows down or speeds up moves it.
+ * Everything is a few numbers; an update allocates nothing.
+ */
+
+/** The limit before any answer was seen: low enough to see queueing early, doubled while none is seen. */
+export const INITIAL_CONCURRENCY = 2
+/** The most a learned limit grows to (a cap set in the configuration may be higher). */
+export const MAX_LEARNED_CONCURRENCY = 64
+/** ms of a wait beyond the no-load latency that are timer and scheduling noise, not queueing. */
+const NOISE_MS = 3
+/** Weight of an answer sent alone in the no-load latency. */
+const ALONE_ALPHA = 0.5
+/** Answers at the limit between two probes above the level known good: starts here, doubles on each failed probe. */
+const PROBE_EVERY_MIN = 4
+const PROBE_EVERY_MAX = 32
+/** Answers in a row at the limit without waiting before it rises. */
+const CONFIRM = 3
+/** Answers in a row queued at or below the level known good before the limit drops to the estimate. */
+const DOUBTS = 2
+
+export class ConcurrencyLimit {
+  #value = INITIAL_CONCURRENCY
+  /** No-load latency (ms to first byte with a free slot); 0 until the first answer. */
+  #baseMs = 0
+  #baseKnown = false
+  /** Highest level seen not queueing since the instance last queued at or below it. */
+  #good = 0
+  #slowStart = true
+  /** Answers at the limit still to come before the next probe above `#good`. */
+  #probeIn = 0
+  #probeEvery = PROBE_EVERY_MIN
+  /** Answers in a row that queued at or below the level known good. */
+  #doubts = 0
+  /** Answers in a row at the limit that did not wait. */
+  #clear = 0
+  /** Answers learned from since start. */
+  samples = 0
+
+  /** The learned slot count now. */
+  get value(): number {
+    return this.#value
+  }
+
+  /** The no-load latency in ms (0 before the first answer). */
+  get baseMs(): number {
+    return this.#baseMs
+  }
+
+  /**
+   * Learns from one answer. `level`: requests of this kind corral had in flight at the instance
+   * when it sent this one, itself included. `latencyMs`: ms until the answer's first token (a
+   * generation's duration minus Ollama's eval_duration; an embedding's duration). `workMs`: the
+   * rest of its service time (eval_duration; 0 for an embedding).
+   */
+  update(level: number, latencyMs: number, workMs: number): void {
+    this.samples++
+    if (!this.#baseKnown) {
+      this.#baseMs = latencyMs
+      this.#baseKnown = true
+    }
+    const service = Math.max(1, this.#baseMs + workMs)
+    // Timer and scheduling noise is not queueing.
+    const w = Math.max(0, latencyMs - this.#baseMs - NOISE_MS) / service
+    // The no-load latency: the lowest seen, and what answers sent alone (which cannot have
+    // queued behind corral's own traffic) say, so an instance that slows down moves it too.
+    if (latencyMs < this.#baseMs) this.#baseMs = latencyMs
+    else if (level <= 1) this.#baseMs += ALONE_ALPHA * (latencyMs - this.#baseMs)
+    // Slots that explain a wait of w service times at level k, the requests ahead ending
+    // staggered (one every service / (slots + 1)): k - slots of them must end first. Alone, an
+    // answer did not wait behind corral's traffic, whatever it took.
+    const slots = level <= 1 ? level : (level - w) / (1 + w)
+    if (slots > level - 0.5) {
+      this.#doubts = 0
+      // Below the limit an answer says little; at it, a slot that freed just in time looks like
+      // a free one, so only a run of answers without waiting counts.
+      if (level < this.#value || ++this.#clear < CONFIRM) return
+      this.#clear = 0
+      if (level > this.#good) {
+        this.#good = level
+        this.#probeEvery = PROBE_EVERY_MIN
+      }
+      if (this.#slowStart) this.#value = Math.min(MAX_LEARNED_CONCURRENCY, this.#value * 2)
+      // Up to the level known good at once; beyond it, one probe every so many answers.
+      else if (this.#value < this.#good || --this.#probeIn <= 0) this.#value = Math.min(MAX_LEARNED_CONCURRENCY, this.#value + 1)
+      return
+    }
+    const estimate = Math.max(1, Math.round(slots))
+    this.#clear = 0
+    if (level > this.#good) {
+      this.#slowStart = false
+      this.#doubts = 0
+      this.#value = Math.min(this.#value, Math.max(this.#good, estimate, 1))
+      // A probe (sent at the limit) queued: probe again later. Answers sent under an older,
+      // higher limit only lower it.
+      if (level <= this.#value + 1) {
+        this.#probeIn = this.#probeEvery
+        this.#probeEvery = Math.min(PROBE_EVERY_MAX, this.#probeEvery * 2)
+      }
+    } else if (++this.#doubts >= DOUBTS) {
+      // Queueing where there was none, twice in a row (once can be requests overtaking each
+      // other on new connections): fewer slots now, or slower ones.
+      this.#slowStart = false
+      this.#doubts = 0
+      this.#good = 0
+      this.#value = Math.min(this.#value, estimate)
+      this.#probeIn = 0
+      this.#probeEvery = PROBE_EVERY_MIN
+    }
+  }
+}

@@ -16,7 +16,8 @@
  * - otherwise the instance runs about `s`. Above the highest level seen not queueing, the limit
  *   falls back to that level (or `s`, if higher) and the next probe waits twice as many answers
  *   (4 to 128); queueing at or below that level, twice in a row, means the instance changed
- *   (fewer slots, or slower): the limit drops to `s` and climbs again from there.
+ *   (fewer slots, or slower): the limit drops to `s` (at most halving at once) and climbs again
+ *   from there.
  *
  * The no-load latency is the lowest seen, moved by the answers sent alone (which cannot have
  * queued behind corral's own traffic), so an instance that slows down or speeds up moves it.
@@ -29,6 +30,8 @@ export const INITIAL_CONCURRENCY = 2
 export const MAX_LEARNED_CONCURRENCY = 64
 /** ms of a wait beyond the no-load latency that are timer and scheduling noise, not queueing. */
 const NOISE_MS = 3
+/** ...plus this share of the service time (a request that varies a little, a short stall). */
+const NOISE_SHARE = 0.1
 /** Weight of an answer sent alone in the no-load latency. */
 const ALONE_ALPHA = 0.5
 /** Answers at the limit between two probes above the level known good: starts here, doubles on each failed probe. */
@@ -37,7 +40,7 @@ const PROBE_EVERY_MAX = 32
 /** Answers in a row at the limit without waiting before it rises. */
 const CONFIRM = 3
 /** Answers in a row queued at or below the level known good before the limit drops to the estimate. */
-const DOUBTS = 2
+const DOUBTS = 3
 
 export class ConcurrencyLimit {
   #value = INITIAL_CONCURRENCY
@@ -81,7 +84,7 @@ export class ConcurrencyLimit {
     }
     const service = Math.max(1, this.#baseMs + workMs)
     // Timer and scheduling noise is not queueing.
-    const w = Math.max(0, latencyMs - this.#baseMs - NOISE_MS) / service
+    const w = Math.max(0, latencyMs - this.#baseMs - NOISE_MS - NOISE_SHARE * service) / service
     // The no-load latency: the lowest seen, and what answers sent alone (which cannot have
     // queued behind corral's own traffic) say, so an instance that slows down moves it too.
     if (latencyMs < this.#baseMs) this.#baseMs = latencyMs
@@ -118,12 +121,13 @@ export class ConcurrencyLimit {
         this.#probeEvery = Math.min(PROBE_EVERY_MAX, this.#probeEvery * 2)
       }
     } else if (++this.#doubts >= DOUBTS) {
-      // Queueing where there was none, twice in a row (once can be requests overtaking each
+      // Queueing where there was none, three times in a row (once can be requests overtaking each
       // other on new connections): fewer slots now, or slower ones.
       this.#slowStart = false
       this.#doubts = 0
       this.#good = 0
-      this.#value = Math.min(this.#value, estimate)
+      // At most halved at once: a stall of the machine (or of corral) looks like queueing too.
+      this.#value = Math.min(this.#value, Math.max(estimate, Math.ceil(this.#value / 2)))
       this.#probeIn = 0
       this.#probeEvery = PROBE_EVERY_MIN
     }

@@ -81,7 +81,7 @@ async function drive(t: Test, url: string, clients: number, total: number): Prom
 }
 
 async function instance(t: Test, numParallel: number): Promise<{ fake: FakeOllama; url: string; learned: () => number }> {
-  const fake = await startFakeOllama({ numParallel, tokenDelayMs: 12, tokens: 8 })
+  const fake = await startFakeOllama({ numParallel, tokenDelayMs: 16, tokens: 8 })
   t.teardown(() => fake.close())
   const { url, corral } = await startCorral(t, [fake.url], { cache: { enabled: false } })
   return { fake, url, learned: () => corral.balancer.instances[0]!.slots('generation') }

@@ -31,14 +31,14 @@ export const MAX_LEARNED_CONCURRENCY = 64
 /** ms of a wait beyond the no-load latency that are timer and scheduling noise, not queueing. */
 const NOISE_MS = 3
 /** ...plus this share of the service time (a request that varies a little, a short stall). */
-const NOISE_SHARE = 0.1
+const NOISE_SHARE = 0.05
 /** Weight of an answer sent alone in the no-load latency. */
 const ALONE_ALPHA = 0.5
 /** Answers at the limit between two probes above the level known good: starts here, doubles on each failed probe. */
 const PROBE_EVERY_MIN = 4
 const PROBE_EVERY_MAX = 32
-/** Answers in a row at the limit without waiting before it rises. */
-const CONFIRM = 3
+/** Answers at the limit whose mean wait decides whether it rises. */
+const CONFIRM = 4
 /** Answers in a row queued at or below the level known good before the limit drops to the estimate. */
 const DOUBTS = 3
 
@@ -55,8 +55,9 @@ export class ConcurrencyLimit {
   #probeEvery = PROBE_EVERY_MIN
   /** Answers in a row that queued at or below the level known good. */
   #doubts = 0
-  /** Answers in a row at the limit that did not wait. */
-  #clear = 0
+  /** Answers at the limit since the last decision, and the sum of their waits (in service times). */
+  #atLimit = 0
+  #sumW = 0
   /** Answers learned from since start. */
   samples = 0
 
@@ -84,52 +85,74 @@ export class ConcurrencyLimit {
     }
     const service = Math.max(1, this.#baseMs + workMs)
     // Timer and scheduling noise is not queueing.
-    const w = Math.max(0, latencyMs - this.#baseMs - NOISE_MS - NOISE_SHARE * service) / service
+    const w = level <= 1 ? 0 : Math.max(0, latencyMs - this.#baseMs - NOISE_MS - NOISE_SHARE * service) / service
     // The no-load latency: the lowest seen, and what answers sent alone (which cannot have
     // queued behind corral's own traffic) say, so an instance that slows down moves it too.
     if (latencyMs < this.#baseMs) this.#baseMs = latencyMs
     else if (level <= 1) this.#baseMs += ALONE_ALPHA * (latencyMs - this.#baseMs)
-    // Slots that explain a wait of w service times at level k, the requests ahead ending
-    // staggered (one every service / (slots + 1)): k - slots of them must end first. Alone, an
-    // answer did not wait behind corral's traffic, whatever it took.
-    const slots = level <= 1 ? level : (level - w) / (1 + w)
+    const value = this.#value
+    if (level > value) {
+      // Sent under an older, higher limit: queueing there only lowers it.
+      const slots = slotsFor(level, w)
+      if (slots < level - 0.5) this.#value = Math.min(value, Math.max(this.#good, Math.round(slots), 1))
+      return
+    }
+    if (level < value) {
+      if (slotsFor(level, w) > level - 0.5) this.#doubts = 0
+      else if (++this.#doubts >= DOUBTS) this.#changed(slotsFor(level, w))
+      return
+    }
+    // At the limit: judged on the mean wait of a few answers (one slot freeing just in time
+    // looks like a free one).
+    this.#sumW += w
+    if (++this.#atLimit < CONFIRM) return
+    const slots = slotsFor(level, this.#sumW / this.#atLimit)
+    this.#sumW = 0
+    this.#atLimit = 0
     if (slots > level - 0.5) {
       this.#doubts = 0
-      // Below the limit an answer says little; at it, a slot that freed just in time looks like
-      // a free one, so only a run of answers without waiting counts.
-      if (level < this.#value || ++this.#clear < CONFIRM) return
-      this.#clear = 0
       if (level > this.#good) {
         this.#good = level
         this.#probeEvery = PROBE_EVERY_MIN
       }
-      if (this.#slowStart) this.#value = Math.min(MAX_LEARNED_CONCURRENCY, this.#value * 2)
+      if (this.#slowStart) this.#raise(value * 2)
       // Up to the level known good at once; beyond it, one probe every so many answers.
-      else if (this.#value < this.#good || --this.#probeIn <= 0) this.#value = Math.min(MAX_LEARNED_CONCURRENCY, this.#value + 1)
-      return
-    }
-    const estimate = Math.max(1, Math.round(slots))
-    this.#clear = 0
-    if (level > this.#good) {
+      else if (value < this.#good || --this.#probeIn <= 0) this.#raise(value + 1)
+    } else if (level > this.#good) {
+      // A probe above the level known good queued: back to it, probe again later.
       this.#slowStart = false
-      this.#doubts = 0
-      this.#value = Math.min(this.#value, Math.max(this.#good, estimate, 1))
-      // A probe (sent at the limit) queued: probe again later. Answers sent under an older,
-      // higher limit only lower it.
-      if (level <= this.#value + 1) {
-        this.#probeIn = this.#probeEvery
-        this.#probeEvery = Math.min(PROBE_EVERY_MAX, this.#probeEvery * 2)
-      }
-    } else if (++this.#doubts >= DOUBTS) {
-      // Queueing where there was none, three times in a row (once can be requests overtaking each
-      // other on new connections): fewer slots now, or slower ones.
-      this.#slowStart = false
-      this.#doubts = 0
-      this.#good = 0
-      // At most halved at once: a stall of the machine (or of corral) looks like queueing too.
-      this.#value = Math.min(this.#value, Math.max(estimate, Math.ceil(this.#value / 2)))
-      this.#probeIn = 0
-      this.#probeEvery = PROBE_EVERY_MIN
+      this.#value = Math.max(this.#good, Math.round(slots), 1)
+      this.#probeIn = this.#probeEvery
+      this.#probeEvery = Math.min(PROBE_EVERY_MAX, this.#probeEvery * 2)
+    } else {
+      this.#changed(slots)
     }
   }
+
+  #raise(to: number): void {
+    this.#value = Math.min(MAX_LEARNED_CONCURRENCY, to)
+    this.#sumW = 0
+    this.#atLimit = 0
+  }
+
+  /** Queueing where there was none: fewer slots now, or slower ones. */
+  #changed(slots: number): void {
+    this.#slowStart = false
+    this.#doubts = 0
+    this.#good = 0
+    this.#sumW = 0
+    this.#atLimit = 0
+    // At most halved at once: a stall of the machine (or of corral) looks like queueing too.
+    this.#value = Math.max(1, Math.min(this.#value, Math.max(Math.round(slots), Math.ceil(this.#value / 2))))
+    this.#probeIn = 0
+    this.#probeEvery = PROBE_EVERY_MIN
+  }
+}
+
+/**
+ * Slots that explain a wait of `w` service times at in-flight level `k`, the requests ahead
+ * ending staggered (one every service / (slots + 1)): k - slots of them must end first.
+ */
+function slotsFor(k: number, w: number): number {
+  return (k - w) / (1 + w)
 }

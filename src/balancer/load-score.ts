@@ -17,7 +17,8 @@
  * - The cold-model penalty applies when discovery says the model is not loaded there.
  * - Estimates age: an instance's service time is drawn toward the fleet's mean with the time
  *   since it was last measured (peak-EWMA decay on read), so an instance once slow is tried again.
- * - Scores within 10 % of the best are ties, and ties rotate (equal instances share the traffic).
+ * - Scores within 10 % of the best are ties (30 % between idle instances), and ties rotate:
+ *   equal instances share the traffic, at low load too.
  * - The failure penalty decays; failures never update the timing averages, so a fast error makes
  *   an instance less attractive, never more.
  *
@@ -44,6 +45,11 @@ const MAX_TOKENS_TRUST = 2
  * percent apart share the traffic at low load, so each one's health is known from real answers.
  */
 const TIE_SHARE = 0.1
+/**
+ * Between idle instances the band is wider: at low load a few answers (one slow first answer on a
+ * new connection) are all the estimates rest on, and only traffic refreshes them.
+ */
+const IDLE_TIE_SHARE = 0.3
 
 export class LoadScorePolicy implements SelectionPolicy {
   readonly name = 'load-score'
@@ -76,7 +82,8 @@ export class LoadScorePolicy implements SelectionPolicy {
       const mark = eligible[instance.index]
       if (mark === ELIGIBLE) {
         const score = this.#score(instance, request, now, prior, tokens)
-        if (score < bestScore * (1 - TIE_SHARE)) {
+        const band = instance.inFlight === 0 && best !== undefined && best.inFlight === 0 ? IDLE_TIE_SHARE : TIE_SHARE
+        if (score < bestScore * (1 - band)) {
           bestScore = score
           best = instance
         }

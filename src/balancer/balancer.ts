@@ -523,17 +523,21 @@ export class Balancer {
     if (work === undefined) return
     const timing = instance.timing[work]
     const limit = instance.concurrency[work]
+    // Time spent queueing inside the instance is left out of its timings: the score counts the
+    // requests in flight against the slots itself, and a peak of queueing would stick.
     if (work === 'generation' && report.evalCount > 0) {
       const ttfb = Math.max(0, report.totalMs - report.evalMs)
+      const queuedMs = limit.update(request.level, ttfb, report.evalMs)
       timing.msPerToken.update(report.evalMs / report.evalCount, now)
-      timing.ttfbMs.update(ttfb, now)
+      timing.ttfbMs.update(ttfb - queuedMs, now)
       this.#expectedTokens += TOKENS_ALPHA * (report.evalCount - this.#expectedTokens)
-      limit.update(request.level, ttfb, report.evalMs)
     } else if (report.ttfbMs >= 0 && (work === 'embedding' || report.streamed)) {
-      timing.ttfbMs.update(report.ttfbMs, now)
       // An embedding's whole duration waits for a slot; a stream's headers come with its first token.
-      if (work === 'embedding') limit.update(request.level, report.totalMs, 0)
-      else limit.update(request.level, report.ttfbMs, Math.max(0, report.totalMs - report.ttfbMs))
+      const queuedMs =
+        work === 'embedding'
+          ? limit.update(request.level, report.totalMs, 0)
+          : limit.update(request.level, report.ttfbMs, Math.max(0, report.totalMs - report.ttfbMs))
+      timing.ttfbMs.update(report.ttfbMs - queuedMs, now)
     }
   }
 

@@ -29,7 +29,7 @@ export const INITIAL_CONCURRENCY = 2
 /** The most a learned limit grows to (a cap set in the configuration may be higher). */
 export const MAX_LEARNED_CONCURRENCY = 64
 /** ms of a wait beyond the no-load latency that are timer and scheduling noise, not queueing. */
-const NOISE_MS = 3
+const NOISE_MS = 5
 /** ...plus this share of the service time (a request that varies a little, a short stall). */
 const NOISE_SHARE = 0.05
 /** Weight of an answer sent alone in the no-load latency. */
@@ -75,9 +75,10 @@ export class ConcurrencyLimit {
    * Learns from one answer. `level`: requests of this kind corral had in flight at the instance
    * when it sent this one, itself included. `latencyMs`: ms until the answer's first token (a
    * generation's duration minus Ollama's eval_duration; an embedding's duration). `workMs`: the
-   * rest of its service time (eval_duration; 0 for an embedding).
+   * rest of its service time (eval_duration; 0 for an embedding). Returns the ms of `latencyMs`
+   * that were queueing at the instance (beyond the no-load latency and the noise allowance).
    */
-  update(level: number, latencyMs: number, workMs: number): void {
+  update(level: number, latencyMs: number, workMs: number): number {
     this.samples++
     if (!this.#baseKnown) {
       this.#baseMs = latencyMs
@@ -90,6 +91,11 @@ export class ConcurrencyLimit {
     // queued behind corral's own traffic) say, so an instance that slows down moves it too.
     if (latencyMs < this.#baseMs) this.#baseMs = latencyMs
     else if (level <= 1) this.#baseMs += ALONE_ALPHA * (latencyMs - this.#baseMs)
+    this.#learn(level, w)
+    return w > 0 ? w * service : 0
+  }
+
+  #learn(level: number, w: number): void {
     const value = this.#value
     if (level > value) {
       // Sent under an older, higher limit: queueing there only lowers it.
@@ -98,8 +104,13 @@ export class ConcurrencyLimit {
       return
     }
     if (level < value) {
-      if (slotsFor(level, w) > level - 0.5) this.#doubts = 0
-      else if (++this.#doubts >= DOUBTS) this.#changed(slotsFor(level, w))
+      const slots = slotsFor(level, w)
+      if (slots > level - 0.5) this.#doubts = 0
+      else if (level > this.#good) {
+        // Queueing above the level known good (the limit rose past it): back to that.
+        this.#slowStart = false
+        this.#value = Math.max(this.#good, Math.round(slots), 1)
+      } else if (++this.#doubts >= DOUBTS) this.#changed(slots)
       return
     }
     // At the limit: judged on the mean wait of a few answers (one slot freeing just in time

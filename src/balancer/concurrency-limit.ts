@@ -10,14 +10,16 @@
  * those end staggered, one every `service / (s + 1)`, so its wait beyond the no-load latency is
  * about `w = (k - s) / (s + 1)` service times, and `s = (k - w) / (1 + w)`. For each answer:
  *
- * - `s` within half a slot of `k` (no wait): the instance runs at least `k` at once. After three
- *   such answers in a row at the limit, the limit probes one higher (doubling until the first
- *   queueing, like TCP's slow start).
- * - otherwise the instance runs about `s`. Above the highest level seen not queueing, the limit
- *   falls back to that level (or `s`, if higher) and the next probe waits twice as many answers
- *   (4 to 128); queueing at or below that level, twice in a row, means the instance changed
- *   (fewer slots, or slower): the limit drops to `s` (at most halving at once) and climbs again
- *   from there.
+ * - `s` within half a slot of `k` (no wait): the instance runs at least `k` at once.
+ * - otherwise it runs about `s`.
+ *
+ * At the limit, answers are judged four at a time on their mean wait (a slot that frees just in
+ * time looks like a free one). Four without waiting raise the limit: doubling until the first
+ * queueing (like TCP's slow start), then one probe higher every 4 to 32 answers (the interval
+ * doubles on each failed probe). Queueing above the highest level seen not queueing sends the
+ * limit back to that level (or `s`, if higher); queueing at or below it, three answers in a row,
+ * means the instance changed (fewer slots, or slower): the limit drops to `s` (at most halving at
+ * once: a stall of the machine looks like queueing too) and climbs again from there.
  *
  * The no-load latency is the lowest seen, moved by the answers sent alone (which cannot have
  * queued behind corral's own traffic), so an instance that slows down or speeds up moves it.

@@ -44,6 +44,7 @@ const CONFIRM = 4
 /** Answers in a row queued at or below the level known good before the limit drops to the estimate. */
 const DOUBTS = 3
 
+/** The learned concurrency of one kind of work on one instance (see the file's header). */
 export class ConcurrencyLimit {
   #value = INITIAL_CONCURRENCY
   /** No-load latency (ms to first byte with a free slot); 0 until the first answer. */

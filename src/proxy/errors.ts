@@ -139,7 +139,10 @@ export function attemptsFailed(failures: readonly { instance: string; failure: U
   // instance's own message, as a single Ollama would have answered.
   const first = failures[0]?.failure
   if (first?.status !== undefined && first.status !== 503 && failures.every((f) => f.failure.status === first.status)) {
-    return new CorralError('CORRAL_UPSTREAM_FAILED', first.status, `${first.detail ?? `status ${first.status}`}: ${what}`)
+    const detail = first.detail ?? `status ${first.status}`
+    // The same message everywhere too: exactly what one Ollama would have answered.
+    const same = failures.every((f) => f.failure.detail === first.detail)
+    return new CorralError('CORRAL_UPSTREAM_FAILED', first.status, same ? detail : `${detail}: ${what}`)
   }
   if (failures.some((f) => f.failure.kind === 'busy')) {
     return new CorralError('CORRAL_UPSTREAM_BUSY', 503, `server busy, please try again: ${what}`, 1)

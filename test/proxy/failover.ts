@@ -1,6 +1,7 @@
 /**
  * Failover before the first byte: a request goes to the next instance when the chosen one refuses,
- * resets, times out or answers 503 busy, POST included; never once the answer has started.
+ * resets, times out or answers a status in `proxy.retry_on` (503 busy; 500, 502, 504 on model
+ * routes), POST included; never once the answer has started.
  */
 import t, { type Test } from 'tap'
 import { request } from 'undici'
@@ -284,11 +285,15 @@ t.test('a 500 fails over only while it is in proxy.retry_on, which a reload chan
   const failed = await send(url, 'POST', '/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'x' }] })
   t.equal(failed.status, 500, 'every instance answered 500: the client gets a 500')
   t.match(failed.headers['content-type'], /application\/json/)
-  t.match(failed.json, { error: /^llama runner process has terminated: exit status 2: all 2 attempts failed \(i\d: 500 llama runner/ })
+  t.same(failed.json, { error: RUNNER_TERMINATED_ERROR }, 'the same error everywhere: as one Ollama would answer it')
   t.equal(a!.count('/api/chat') + b!.count('/api/chat'), 3, 'both instances tried')
   const openai = await send(url, 'POST', '/v1/embeddings', { model: 'nomic-embed-text', input: 'x' })
   t.equal(openai.status, 500)
-  t.match(openai.json, { error: { message: /^llama runner process has terminated/, type: 'api_error' } }, 'OpenAI shape on /v1')
+  t.match(openai.json, { error: { message: RUNNER_TERMINATED_ERROR, type: 'api_error' } }, 'OpenAI shape on /v1')
+  b!.setDefault({ kind: 'status', status: 500, error: 'out of memory' })
+  const mixed = await send(url, 'POST', '/api/embed', { model: 'nomic-embed-text', input: 'y' })
+  t.equal(mixed.status, 500, 'the same status with different messages: that status...')
+  t.match(mixed.json, { error: /: all 2 attempts failed \(i\d: 500 .*; i\d: 500 / }, '...and what each instance said')
 })
 
 t.test('model management keeps its own rules: a 500 on a non-model route is relayed', async (t) => {

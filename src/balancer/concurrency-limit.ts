@@ -33,7 +33,7 @@ export const MAX_LEARNED_CONCURRENCY = 64
 /** ms of a wait beyond the no-load latency that are timer and scheduling noise, not queueing. */
 const NOISE_MS = 5
 /** ...plus this share of the service time (a request that varies a little, a short stall). */
-const NOISE_SHARE = 0.05
+const NOISE_SHARE = 0.02
 /** Weight of an answer sent alone in the no-load latency. */
 const ALONE_ALPHA = 0.5
 /** Answers at the limit between two probes above the level known good: starts here, doubles on each failed probe. */

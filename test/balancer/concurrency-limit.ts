@@ -88,9 +88,9 @@ async function instance(t: Test, numParallel: number): Promise<{ fake: FakeOllam
 }
 
 for (const slots of [1, 2, 4, 8]) {
-  t.test(`a fake instance with ${slots} parallel slot${slots === 1 ? '' : 's'}: learned within one after ${15 * slots + 40} requests`, async (t) => {
+  t.test(`a fake instance with ${slots} parallel slot${slots === 1 ? '' : 's'}: learned within one after ${20 * slots + 60} requests`, async (t) => {
     const { url, learned } = await instance(t, slots)
-    await drive(t, url, 2 * slots + 2, 15 * slots + 40)
+    await drive(t, url, 2 * slots + 2, 20 * slots + 60)
     t.ok(Math.abs(learned() - slots) <= 1, `learned ${learned()}`)
   })
 }

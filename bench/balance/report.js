@@ -25,6 +25,10 @@ const DESCRIPTIONS = {
     `${pct(meta.rate / meta.capacity_after_slowdown)} of what is left.`,
 };
 
+// The simulated shortest-expected-delay limit (simulate.js), when run.sh wrote it.
+const limitFile = join(dir, 'limit.json');
+const limit = existsSync(limitFile) ? JSON.parse(readFileSync(limitFile, 'utf8')) : null;
+
 const out = [];
 const p = (s = '') => out.push(s);
 p(`Balancing benchmark, ${meta.date}: nproc ${meta.nproc}, node ${meta.node}, nginx ${meta.nginx}, HAProxy ${meta.haproxy}, corral ${meta.corral}.`);
@@ -95,6 +99,16 @@ for (const scenario of meta.scenarios.split(/\s+/).filter(Boolean)) {
         goals.push(`throughput ${pct(ratio)} of offered (goal ~100%, >= 95% counted as met: ${ratio >= 0.95 ? 'met' : 'missed'})`);
       }
       notes.push(`- ${t.name}: ${goals.join('; ')}`);
+    }
+  }
+  if (scenario === 'baseline' && limit) {
+    const l = limit.latency_ms;
+    const share = names.map((n) => pct((limit.shares[n] ?? 0) / Math.max(1, limit.sent))).join(' / ');
+    p(`| limit (simulated shortest expected delay) | | | ${ms(l.p50)} | ${ms(l.p95)} | ${ms(l.p99)} | | | | | ${share} | ${nginx ? x2(l.p95 / nginx.latency_ms.p95) : '–'} |`);
+    for (const t of rows) {
+      if (!t.r || !t.name.startsWith('corral')) continue;
+      const c = t.r.latency_ms;
+      notes.push(`- ${t.name} against the limit: p50 ${x2(c.p50 / l.p50)}, p95 ${x2(c.p95 / l.p95)} (goal <= 1.05x each: ${c.p50 <= 1.05 * l.p50 && c.p95 <= 1.05 * l.p95 ? 'met' : 'missed'})`);
     }
   }
   if (notes.length) {

@@ -250,5 +250,8 @@ done
   for t in "${TARGET_LIST[@]}"; do n="${NOTE[$t]:-}"; printf '%s{"name":"%s","note":"%s"}' "$sep" "$t" "${n//\"/}"; sep=","; done
   printf ']}\n'
 } >"$OUT/meta.json"
+# The limit for this fleet and schedule: shortest expected delay with perfect knowledge (baseline).
+node "$HERE/simulate.js" --rate "$RATE" --duration "$DURATION" --seed "$SEED" --instances "$INSTANCES" --slots "$SLOTS" \
+  --prompt-ms "$PROMPT_MS" --token-ms "$TOKEN_MS" --tokens-min "$TOKENS_MIN" --tokens-max "$TOKENS_MAX" >"$OUT/limit.json"
 node "$HERE/report.js" "$OUT" | tee "$OUT/summary.md"
 log "results (JSON per run, proxy configs and logs) and summary.md in $OUT"

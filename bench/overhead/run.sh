@@ -14,7 +14,8 @@
 #   PROXY_CPU (1)      CPU for the proxy under test (nginx or corral)
 #   NICE (-15 as root) priority of every process the benchmark runs
 #   TARGETS ("direct nginx corral"; add "floor" for a bare node:http + undici relay, and
-#                      then ROUNDS=4 to stay under 3 minutes; "corral-auth" is corral with API keys on)
+#                      then ROUNDS=4 to stay under 3 minutes; "corral-auth" is corral with API keys on;
+#                      "corral-learned" is corral with no max_concurrency: its learned concurrency)
 #   CORRAL_ARGS        extra flags for `corral serve`
 #   STREAM (unset)     1: ask for the streamed answer (8 NDJSON chunks) instead of one JSON object
 #   PROFILE (unset)    1: run corral under `node --cpu-prof` and summarise its profile
@@ -69,7 +70,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$OUT"
 
-read -r UP_PORT NGINX_PORT CORRAL_PORT FLOOR_PORT AUTH_PORT < <(free_ports 5)
+read -r UP_PORT NGINX_PORT CORRAL_PORT FLOOR_PORT AUTH_PORT LEARNED_PORT < <(free_ports 6)
 # Sent by every request to every target (wrk and the readiness checks); only corral-auth checks it.
 export BENCH_KEY="overhead-bench-key-0123456789"
 
@@ -136,7 +137,8 @@ log "upstream $UP_URL answers $WANT"
 # start_corral TARGET PORT EXTRA_YAML: a corral process as a target (corral, or corral-auth: the
 # same with API keys on, to measure what admission costs).
 start_corral() {
-  local target="$1" port="$2" extra="$3"
+  local target="$1" port="$2" extra="$3" cap="${4-    max_concurrency: 1024
+}"
   if [ ! -f "$ROOT/dist/cli.js" ]; then
     log "corral: dist/ missing, building"
     (cd "$ROOT" && { [ -d node_modules ] || npm ci --silent; } && npm run build --silent) >"$OUT/corral-build.log" 2>&1 ||
@@ -153,8 +155,9 @@ start_corral() {
   [ -z "$PROFILE" ] || prof_flags="--cpu-prof --cpu-prof-dir=$OUT"
   # shellcheck disable=SC2086
   # No concurrency cap, like nginx: this measures relaying, not corral's queue (the stand-in
-  # answers at once, it has no parallel slots to protect).
-  printf 'listen: 127.0.0.1:%s\ninstances:\n  - url: %s\n    max_concurrency: 1024\n%s' "$port" "$UP_URL" "$extra" >"$OUT/$target.yaml"
+  # answers at once, it has no parallel slots to protect). corral-learned: no cap set, the
+  # limit corral learns (it should find none worth keeping).
+  printf 'listen: 127.0.0.1:%s\ninstances:\n  - url: %s\n%s%s' "$port" "$UP_URL" "$cap" "$extra" >"$OUT/$target.yaml"
   (cd "$ROOT" && exec nice -n "$NICE" taskset -c "$PROXY_CPU" node $prof_flags bin/corral.js serve \
     --config "$OUT/$target.yaml" --log-level warn $CORRAL_ARGS) >"$OUT/$target.log" 2>&1 &
   CORRAL_PID=$!
@@ -201,6 +204,9 @@ for target in $TARGETS; do
       ;;
     corral)
       start_corral corral "$CORRAL_PORT" "" || continue
+      ;;
+    corral-learned)
+      start_corral corral-learned "$LEARNED_PORT" "" "" || continue
       ;;
     corral-auth)
       # A key with per-key limits that never bind: the cost of admission itself (lookup, the

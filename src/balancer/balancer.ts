@@ -29,6 +29,8 @@ export interface BalancedRequest extends PickRequest {
   upstream: { cancel(): void } | undefined
   /** The slot cell (Instance.expectedEnds) the request holds while in flight; -1 when none. */
   slot: number
+  /** Requests of its kind in flight at its instance when it was sent, itself included (0 before). */
+  level: number
 }
 
 /** How one attempt ended, as the balancer needs it. */
@@ -208,6 +210,7 @@ export class Balancer {
   /** Gives back the slot taken by `acquire`, with how the attempt went. */
   release(instance: Instance, request: BalancedRequest, report: AttemptReport): void {
     instance.inFlight--
+    if (request.work !== undefined) instance.inFlightOf[request.work]--
     if (request.slot >= 0) {
       instance.expectedEnds[request.slot] = 0
       request.slot = -1
@@ -385,7 +388,7 @@ export class Balancer {
       candidates++
       if (!instance.health.admits(now)) continue
       admitted++
-      if (capped && instance.full) {
+      if (capped && instance.fullFor(request.work)) {
         eligible[i] = FULL
         continue
       }
@@ -398,7 +401,7 @@ export class Balancer {
       request.fallback = true
       for (let i = 0; i < instances.length; i++) {
         if (eligible[i] === 0) continue
-        eligible[i] = capped && instances[i]!.full ? 0 : ELIGIBLE
+        eligible[i] = capped && instances[i]!.fullFor(request.work) ? 0 : ELIGIBLE
         if (eligible[i] === ELIGIBLE) free++
       }
     }
@@ -415,17 +418,17 @@ export class Balancer {
     // Waiting for a faster instance pays only while the queue is shorter than the slots it waits
     // for; beyond that (overload) every free slot must work, or the backlog grows faster.
     const placed =
-      policy.place !== undefined && request.work !== undefined && this.#queue.length < this.#fullSlots()
+      policy.place !== undefined && request.work !== undefined && this.#queue.length < this.#fullSlots(request.work)
         ? policy.place(this.instances, this.#eligible, request, now, queueAhead)!
         : policy.pick(this.instances, this.#eligible, request, now)!
     if (placed === 'wait' || request.affinityKey === undefined) return placed
     return this.#sticky(request, placed, now)
   }
 
-  /** Slots of the instances marked FULL by the last `#mark`. */
-  #fullSlots(): number {
+  /** Slots for `work` of the instances marked FULL by the last `#mark`. */
+  #fullSlots(work: WorkKind): number {
     let slots = 0
-    for (let i = 0; i < this.instances.length; i++) if (this.#eligible[i] === FULL) slots += this.instances[i]!.maxConcurrency
+    for (let i = 0; i < this.instances.length; i++) if (this.#eligible[i] === FULL) slots += this.instances[i]!.slots(work)
     return slots
   }
 
@@ -435,6 +438,7 @@ export class Balancer {
       request.slot = instance.holdSlot(now + this.policy.expectedServiceMs(instance, request, this.instances))
     }
     instance.inFlight++
+    if (request.work !== undefined) request.level = ++instance.inFlightOf[request.work]
     instance.requests++
     instance.health.onDispatch()
     this.requests++
@@ -496,7 +500,7 @@ export class Balancer {
       }
       this.#queue.remove(waiter)
       waiter.settle(this.#take(waiter.request, placed, now))
-      if (!this.instances.some((i) => !i.full)) break
+      if (!this.instances.some((i) => !i.saturated)) break
     }
   }
 
@@ -518,12 +522,22 @@ export class Balancer {
     }
     if (work === undefined) return
     const timing = instance.timing[work]
+    const limit = instance.concurrency[work]
+    // Time spent queueing inside the instance is left out of its timings: the score counts the
+    // requests in flight against the slots itself, and a peak of queueing would stick.
     if (work === 'generation' && report.evalCount > 0) {
+      const ttfb = Math.max(0, report.totalMs - report.evalMs)
+      const queuedMs = limit.update(request.level, ttfb, report.evalMs)
       timing.msPerToken.update(report.evalMs / report.evalCount, now)
-      timing.ttfbMs.update(Math.max(0, report.totalMs - report.evalMs), now)
+      timing.ttfbMs.update(ttfb - queuedMs, now)
       this.#expectedTokens += TOKENS_ALPHA * (report.evalCount - this.#expectedTokens)
     } else if (report.ttfbMs >= 0 && (work === 'embedding' || report.streamed)) {
-      timing.ttfbMs.update(report.ttfbMs, now)
+      // An embedding's whole duration waits for a slot; a stream's headers come with its first token.
+      const queuedMs =
+        work === 'embedding'
+          ? limit.update(request.level, report.totalMs, 0)
+          : limit.update(request.level, report.ttfbMs, Math.max(0, report.totalMs - report.ttfbMs))
+      timing.ttfbMs.update(report.ttfbMs - queuedMs, now)
     }
   }
 

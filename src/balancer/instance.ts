@@ -1,5 +1,6 @@
 import { Pool } from 'undici'
 import type { InstanceConfig } from '../config/config.js'
+import { ConcurrencyLimit, MAX_LEARNED_CONCURRENCY } from './concurrency-limit.js'
 import { HealthState, type HealthListener, type HealthRules } from './health-state.js'
 import { DecayingPenalty, PeakEwma } from './peak-ewma.js'
 
@@ -47,8 +48,15 @@ export class Instance {
   readonly url: string
   /** Relative capacity; a reload may change it in place. */
   weight: number
-  /** Most concurrent requests corral sends here; a reload may change it in place. */
-  maxConcurrency: number
+  /**
+   * The configured cap (`max_concurrency`): requests of one kind corral sends here at once,
+   * overriding what it learns; undefined (the default): the learned limit. A reload may change it.
+   */
+  maxConcurrency: number | undefined
+  /** Learned concurrency per kind of work (see ConcurrencyLimit); used when no cap is configured. */
+  readonly concurrency: Readonly<Record<WorkKind, ConcurrencyLimit>>
+  /** Model requests in flight here per kind of work (each kind runs in its own Ollama runner). */
+  readonly inFlightOf: Record<WorkKind, number> = { generation: 0, embedding: 0 }
   /**
    * Keep-alive connection pool; every upstream request to this instance goes through it. A
    * reload that changes the pool options replaces it (the old one drains and closes).
@@ -73,7 +81,7 @@ export class Instance {
   loaded: Set<string> | undefined
   /**
    * When each model request in flight here is expected to end (ms, the balancer's clock), one
-   * cell per slot, 0 when free: the load score reads when the next slot frees.
+   * cell per request (both kinds), 0 when free: the load score reads when the next slot frees.
    */
   expectedEnds: Float64Array
   /** Passive ejections, and health state changes of any kind, since the instance was added. */
@@ -95,7 +103,8 @@ export class Instance {
     const timing = (): KindTiming => ({ ttfbMs: new PeakEwma(rules.ewmaDecayMs), msPerToken: new PeakEwma(rules.ewmaDecayMs) })
     this.timing = { generation: timing(), embedding: timing() }
     this.penalty = new DecayingPenalty(rules.failureDecayMs)
-    this.expectedEnds = new Float64Array(config.maxConcurrency)
+    this.concurrency = { generation: new ConcurrencyLimit(), embedding: new ConcurrencyLimit() }
+    this.expectedEnds = new Float64Array(cellsFor(config.maxConcurrency))
     this.pool = newPool(config.url, pool)
   }
 
@@ -108,7 +117,7 @@ export class Instance {
   reconfigure(config: InstanceConfig): void {
     this.weight = config.weight
     if (config.maxConcurrency !== this.maxConcurrency) {
-      const ends = new Float64Array(config.maxConcurrency)
+      const ends = new Float64Array(cellsFor(config.maxConcurrency))
       ends.set(this.expectedEnds.subarray(0, Math.min(ends.length, this.expectedEnds.length)))
       this.expectedEnds = ends
       this.maxConcurrency = config.maxConcurrency
@@ -130,9 +139,19 @@ export class Instance {
       .finally(() => this.#oldPools.delete(old))
   }
 
-  /** True when the instance already carries `maxConcurrency` requests. */
-  get full(): boolean {
-    return this.inFlight >= this.maxConcurrency
+  /** Requests of `work` this instance takes at once now: the configured cap, else the learned limit. */
+  slots(work: WorkKind): number {
+    return this.maxConcurrency ?? this.concurrency[work].value
+  }
+
+  /** True when the instance already carries as many requests of `work` as it has slots for. */
+  fullFor(work: WorkKind): boolean {
+    return this.inFlightOf[work] >= this.slots(work)
+  }
+
+  /** True when every kind of work is at its limit here. */
+  get saturated(): boolean {
+    return this.fullFor('generation') && this.fullFor('embedding')
   }
 
   /** Records a model request's expected end in a free slot cell; returns the cell (-1 if none is free). */
@@ -148,17 +167,16 @@ export class Instance {
   }
 
   /**
-   * ms from `now` until the first slot is expected to free (0 if one is free). A request already
-   * overdue by d ms counts as d ms away: the estimate was wrong, and an instance whose requests
-   * hang must not keep attracting waiters.
+   * ms from `now` until the first request in flight is expected to end (0 if none is). A request
+   * already overdue by d ms counts as d ms away: the estimate was wrong, and an instance whose
+   * requests hang must not keep attracting waiters. Read for an instance that is full.
    */
   nextFreeInMs(now: number): number {
     const ends = this.expectedEnds
     let first = Infinity
     for (let i = 0; i < ends.length; i++) {
       const end = ends[i]!
-      if (end === 0) return 0
-      if (end < first) first = end
+      if (end !== 0 && end < first) first = end
     }
     return first === Infinity ? 0 : Math.abs(first - now)
   }
@@ -180,6 +198,11 @@ export class Instance {
     this.#closed = true
     await Promise.all([this.pool, ...this.#oldPools].map((p) => (p.destroyed ? Promise.resolve() : p.destroy())))
   }
+}
+
+/** Slot cells to keep: a cell per request in flight, for both kinds of work. */
+function cellsFor(cap: number | undefined): number {
+  return 2 * (cap ?? MAX_LEARNED_CONCURRENCY)
 }
 
 function newPool(url: string, options: PoolOptions): Pool {

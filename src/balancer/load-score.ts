@@ -13,8 +13,12 @@
  *   instance without data yet is given the mean of those with data, or a fixed prior when none
  *   has any, so a new instance is tried rather than avoided.
  * - `inFlight / slots` is the work already running there in units of its parallel slots
- *   (`max_concurrency`, i.e. OLLAMA_NUM_PARALLEL).
+ *   (learned per kind of work, or `max_concurrency` when set: OLLAMA_NUM_PARALLEL).
  * - The cold-model penalty applies when discovery says the model is not loaded there.
+ * - Estimates age: an instance's service time is drawn toward the fleet's mean with the time
+ *   since it was last measured (peak-EWMA decay on read), so an instance once slow is tried again.
+ * - Scores within 10 % of the best are ties (30 % between idle instances), and ties rotate:
+ *   equal instances share the traffic, at low load too.
  * - The failure penalty decays; failures never update the timing averages, so a fast error makes
  *   an instance less attractive, never more.
  *
@@ -36,6 +40,16 @@ const PRIOR_MS: Readonly<Record<WorkKind, number>> = { generation: 1000, embeddi
 const UNTIMED_MS = 1
 /** A request's own token limit is trusted up to this multiple of the average answer (limits are often generous). */
 const MAX_TOKENS_TRUST = 2
+/**
+ * Scores within this share of the best are ties, and ties rotate: equal instances measured a few
+ * percent apart share the traffic at low load, so each one's health is known from real answers.
+ */
+const TIE_SHARE = 0.1
+/**
+ * Between idle instances the band is wider: at low load a few answers (one slow first answer on a
+ * new connection) are all the estimates rest on, and only traffic refreshes them.
+ */
+const IDLE_TIE_SHARE = 0.3
 
 export class LoadScorePolicy implements SelectionPolicy {
   readonly name = 'load-score'
@@ -68,13 +82,14 @@ export class LoadScorePolicy implements SelectionPolicy {
       const mark = eligible[instance.index]
       if (mark === ELIGIBLE) {
         const score = this.#score(instance, request, now, prior, tokens)
-        if (score < bestScore) {
+        const band = instance.inFlight === 0 && best !== undefined && best.inFlight === 0 ? IDLE_TIE_SHARE : TIE_SHARE
+        if (score < bestScore * (1 - band)) {
           bestScore = score
           best = instance
         }
       } else if (mark === FULL && queueAhead >= 0 && request.work !== undefined) {
-        const service = this.serviceMs(instance, request.work, tokens) ?? prior
-        releasesPerMs += instance.maxConcurrency / service
+        const service = this.#agedServiceMs(instance, request.work, tokens, prior, now)
+        releasesPerMs += instance.slots(request.work) / service
         // Waiting also costs the requests behind: the slot this one takes is a slot they wait
         // for. Counting its service twice (once for itself, once for them) sends short requests
         // to a slower free instance when the fast ones are saturated, instead of only when the
@@ -110,10 +125,20 @@ export class LoadScorePolicy implements SelectionPolicy {
 
   #score(instance: Instance, request: PickRequest, now: number, prior: number, tokens: number): number {
     const { work } = request
-    const service = work === undefined ? UNTIMED_MS : (this.serviceMs(instance, work, tokens) ?? prior)
-    const slots = Number.isFinite(instance.maxConcurrency) ? instance.maxConcurrency : 1
+    const service = work === undefined ? UNTIMED_MS : this.#agedServiceMs(instance, work, tokens, prior, now)
+    const slots = work === undefined ? 1 : instance.slots(work)
     const cost = service * (1 + instance.inFlight / slots) + this.#penalties(instance, request, now)
     return cost / this.#weight(instance, now)
+  }
+
+  /**
+   * The instance's predicted service time with its estimates aged toward the fleet's mean
+   * (`prior`) by the time since they were last measured (time constant: the averages' decay).
+   */
+  #agedServiceMs(instance: Instance, work: WorkKind, tokens: number, prior: number, now: number): number {
+    const raw = this.serviceMs(instance, work, tokens)
+    if (raw === undefined) return prior
+    return prior + (raw - prior) * instance.timing[work].ttfbMs.freshness(now)
   }
 
   #penalties(instance: Instance, request: PickRequest, now: number): number {

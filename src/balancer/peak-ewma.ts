@@ -25,6 +25,16 @@ export class PeakEwma {
     return this.#value
   }
 
+  /**
+   * How much of the estimate still holds at `now`: 1 just after a sample, decaying with the time
+   * since (time constant `decayMs`); 0 before any. A reader draws an aged estimate toward what it
+   * would assume without data, as Finagle's peak-EWMA decays on read, so an instance once slow
+   * and left alone since is tried again.
+   */
+  freshness(now: number): number {
+    return this.#seen ? Math.exp(-Math.max(0, now - this.#at) / this.#decayMs) : 0
+  }
+
   update(sample: number, now: number): void {
     if (!this.#seen || sample >= this.#value) {
       this.#value = sample

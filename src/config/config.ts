@@ -16,8 +16,8 @@ export interface InstanceConfig {
   /** Origin without a trailing slash. */
   readonly url: string
   readonly weight: number
-  /** Most model requests at once (OLLAMA_NUM_PARALLEL). */
-  readonly maxConcurrency: number
+  /** Most model requests of one kind at once (OLLAMA_NUM_PARALLEL); undefined (the default): learned. */
+  readonly maxConcurrency: number | undefined
 }
 
 export interface BalancerConfig {
@@ -135,6 +135,8 @@ export interface Config {
   readonly health: HealthConfig
   readonly proxy: {
     readonly maxAttempts: number
+    /** Statuses that fail a model request over to another instance before any byte reached the client (`retry_on`). Default 500, 502, 503, 504. */
+    readonly retryOn: readonly number[]
     readonly connectTimeoutMs: number
     readonly firstByteTimeoutMs: number
     readonly idleTimeoutMs: number
@@ -245,6 +247,7 @@ export function compileConfig(file: ConfigFile): Config {
     },
     proxy: {
       maxAttempts: file.proxy.max_attempts,
+      retryOn: Object.freeze([...new Set(file.proxy.retry_on)]),
       connectTimeoutMs: ms(file.proxy.connect_timeout),
       firstByteTimeoutMs: ms(file.proxy.first_byte_timeout),
       idleTimeoutMs: ms(file.proxy.idle_timeout),

@@ -65,7 +65,7 @@ function instanceChanges(prev: readonly InstanceConfig[], next: readonly Instanc
     }
     if (old.url !== i.url) out.push(`instances.${i.name}.url: ${old.url} -> ${i.url}`)
     if (old.weight !== i.weight) out.push(`instances.${i.name}.weight: ${old.weight} -> ${i.weight}`)
-    if (old.maxConcurrency !== i.maxConcurrency) out.push(`instances.${i.name}.maxConcurrency: ${old.maxConcurrency} -> ${i.maxConcurrency}`)
+    if (old.maxConcurrency !== i.maxConcurrency) out.push(`instances.${i.name}.maxConcurrency: ${old.maxConcurrency ?? 'learned'} -> ${i.maxConcurrency ?? 'learned'}`)
   }
   for (const gone of before.values()) out.push(`instances.${gone.name}: removed (${gone.url})`)
   return out

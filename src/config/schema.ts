@@ -100,10 +100,10 @@ const instanceSchema = z
       .number()
       .int()
       .positive({ error: (iss) => `must be a whole number above 0, got ${show(iss.input)}` })
-      .default(4)
+      .optional()
       .meta({
         description:
-          'Most model requests (generate, chat, embed) corral sends to this instance at once; set it to the instance\'s OLLAMA_NUM_PARALLEL. More wait in corral\'s queue and go to whichever instance frees first. Default 4.',
+          'Most model requests of one kind (generations; embeddings) corral sends to this instance at once, overriding the limit corral learns from the instance\'s answers (its OLLAMA_NUM_PARALLEL, from time to first byte against requests in flight). More wait in corral\'s queue and go to whichever instance frees first. Default: unset, learned per instance and kind of work (from 2, up to 64).',
       }),
   })
   .meta({ description: 'One Ollama instance behind corral.' })
@@ -356,7 +356,20 @@ export const configSchema = z
           .default(3)
           .meta({
             description:
-              'Instances tried for one request before giving up, when a failure happens before any response byte (refused, reset, timeout, 503 busy). Default 3.',
+              'Instances tried for one request before giving up, when a failure happens before any response byte (refused, reset, timeout, a status listed in retry_on). Default 3.',
+          }),
+        retry_on: z
+          .array(
+            z
+              .number()
+              .int()
+              .min(400, { error: (iss) => `must be an HTTP status from 400 to 599, got ${show(iss.input)}` })
+              .max(599, { error: (iss) => `must be an HTTP status from 400 to 599, got ${show(iss.input)}` }),
+          )
+          .default([500, 502, 503, 504])
+          .meta({
+            description:
+              'Statuses that fail a model request (generate, chat, embed, embeddings and the /v1 twins) over to another instance when they arrive before any byte reached the client, POST included, up to max_attempts; each counts against the instance (failure penalty, passive ejection). A 503 fails over on every re-sendable route when listed. Default [500, 502, 503, 504].',
           }),
         connect_timeout: duration('5s', 'Time to open a connection to an instance.'),
         first_byte_timeout: duration(

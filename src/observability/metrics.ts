@@ -178,6 +178,19 @@ export class Metrics {
       },
     })
     new Gauge({
+      name: 'corral_instance_learned_concurrency',
+      help: 'Requests of one kind of work (generation, embedding) the instance takes at once: the limit corral learned, or max_concurrency when set.',
+      labelNames: ['instance', 'work'],
+      registers,
+      collect() {
+        this.reset()
+        for (const instance of balancer.instances) {
+          this.labels(instance.name, 'generation').set(instance.slots('generation'))
+          this.labels(instance.name, 'embedding').set(instance.slots('embedding'))
+        }
+      },
+    })
+    new Gauge({
       name: 'corral_instance_queue_depth',
       help: 'Requests waiting in corral for a free instance slot.',
       registers,

@@ -44,6 +44,8 @@ export type FailureKind =
   | 'dns'
   | 'tls'
   | 'busy'
+  | 'status_5xx'
+  | 'status_429'
   | 'closed'
   | 'other'
 
@@ -51,13 +53,17 @@ export type FailureKind =
  * Why an attempt counted as a failure against its instance: a failure before any byte, a 5xx or
  * 429 answer, or an answer cut mid-body. A bounded set (it is a metric label).
  */
-export type InstanceErrorKind = FailureKind | 'status_5xx' | 'status_429' | 'cut'
+export type InstanceErrorKind = FailureKind | 'cut'
 
 export interface UpstreamFailure {
   readonly kind: FailureKind
   readonly message: string
   /** True when another instance may be tried: nothing reached the client yet. */
   readonly retryable: boolean
+  /** The instance's HTTP status, when it answered one (busy and status failures). */
+  readonly status?: number
+  /** The instance's own error message (its `{"error"}`), when it answered one. */
+  readonly detail?: string
 }
 
 interface Mapping {
@@ -111,7 +117,17 @@ function errorCode(err: unknown): string | undefined {
 
 /** A 503 "server busy" answered by an instance: retried elsewhere, and the signal of an overload. */
 export function busyFailure(detail: string): UpstreamFailure {
-  return { kind: 'busy', message: `503 ${detail}`, retryable: true }
+  return { kind: 'busy', message: `503 ${detail}`, retryable: true, status: 503, detail }
+}
+
+/**
+ * An error status listed in `proxy.retry_on` (a 500 "llama runner process has terminated", a
+ * 502 or 504 from a proxy in front of Ollama) answered before any byte reached the client:
+ * another instance is tried. 503 is {@link busyFailure}.
+ */
+export function statusFailure(status: number, detail: string): UpstreamFailure {
+  if (status === 503) return busyFailure(detail)
+  return { kind: status === 429 ? 'status_429' : 'status_5xx', message: `${status} ${detail}`, retryable: true, status, detail }
 }
 
 /** The answer when every attempt failed: what happened at each instance, in order. */
@@ -119,6 +135,15 @@ export function attemptsFailed(failures: readonly { instance: string; failure: U
   const detail = failures.map((f) => `${f.instance}: ${f.failure.message}`).join('; ')
   const n = failures.length
   const what = `${n === 1 ? 'the only attempt' : `all ${n} attempts`} failed (${detail})`
+  // Every instance answered the same error status: the client gets that status and the
+  // instance's own message, as a single Ollama would have answered.
+  const first = failures[0]?.failure
+  if (first?.status !== undefined && first.status !== 503 && failures.every((f) => f.failure.status === first.status)) {
+    const detail = first.detail ?? `status ${first.status}`
+    // The same message everywhere too: exactly what one Ollama would have answered.
+    const same = failures.every((f) => f.failure.detail === first.detail)
+    return new CorralError('CORRAL_UPSTREAM_FAILED', first.status, same ? detail : `${detail}: ${what}`)
+  }
   if (failures.some((f) => f.failure.kind === 'busy')) {
     return new CorralError('CORRAL_UPSTREAM_BUSY', 503, `server busy, please try again: ${what}`, 1)
   }

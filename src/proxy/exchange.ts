@@ -63,6 +63,8 @@ export class Exchange implements BalancedRequest {
   maxTokens: number | undefined
   /** The balancer's slot cell while in flight. */
   slot = -1
+  /** Requests of its kind in flight at its instance when sent, itself included (BalancedRequest). */
+  level = 0
   /** The instance that answered (or was tried last). */
   instance: Instance | undefined
   /** Upstream attempts made. */

@@ -8,9 +8,10 @@ export const PROGRESS_INTERVAL_MS = 100
 
 interface Layer {
   status: string
-  /** Per instance, by position. */
+  /** Per instance, by position; never goes back. */
   readonly completed: number[]
-  readonly total: number[]
+  /** The layer's size: the largest total any instance reported for it (they pull the same bytes). */
+  size: number
   lastWrittenAt: number
   /** A state not written yet (held back by the interval). */
   pending: boolean
@@ -30,7 +31,9 @@ export interface ProgressMergeOptions {
 /**
  * Status lines without a digest (`pulling manifest`, `verifying sha256 digest`, ...) are written
  * once, the first time any instance reports them. Lines with a digest (one layer's download) are
- * written with `completed` and `total` summed over the instances, at most once per layer per
+ * written with `completed` summed over the instances and `total` the layer's size times the
+ * instances from the first report on (a total that grew as instances reported would make the
+ * client's percentage go back), at most once per layer per
  * interval, plus whenever an instance finishes the layer, plus by {@link flush}. The terminal
  * `success` or `error` line is the caller's: it knows how every instance ended.
  */
@@ -74,7 +77,7 @@ export class ProgressMerge {
       layer = {
         status: '',
         completed: new Array<number>(this.#instances).fill(0),
-        total: new Array<number>(this.#instances).fill(0),
+        size: 0,
         lastWrittenAt: -Infinity,
         pending: false,
       }
@@ -84,20 +87,19 @@ export class ProgressMerge {
     const total = typeof line.total === 'number' ? line.total : 0
     // Ollama omits `completed` while it is 0 (omitempty).
     const completed = typeof line.completed === 'number' ? line.completed : 0
-    layer.total[index] = total
-    layer.completed[index] = completed
+    if (total > layer.size) layer.size = total
+    if (completed > (layer.completed[index] ?? 0)) layer.completed[index] = completed
     const finished = total > 0 && completed >= total
     if (finished || this.#now() - layer.lastWrittenAt >= this.#intervalMs) this.#writeLayer(digest, layer)
     else layer.pending = true
   }
 
   #writeLayer(digest: string, layer: Layer): void {
-    let total = 0
+    // One total from the first report on: every instance pulls the same layer, so the merged
+    // total is its size times the instances, and the client's percentage only grows.
+    const total = layer.size * this.#instances
     let completed = 0
-    for (let i = 0; i < this.#instances; i++) {
-      total += layer.total[i] ?? 0
-      completed += layer.completed[i] ?? 0
-    }
+    for (let i = 0; i < this.#instances; i++) completed += Math.min(layer.completed[i] ?? 0, layer.size)
     // Field order and omitempty as in Ollama's api.ProgressResponse.
     const line: Record<string, unknown> = { status: layer.status, digest }
     if (total > 0) line.total = total

@@ -181,7 +181,7 @@ export class Proxy {
 
   /** Sends the request to one instance (its slot taken) and relays the answer; a failure before any byte is returned. */
   async #attempt(ex: Exchange, instance: Instance): Promise<UpstreamFailure | undefined> {
-    const attempt = new UpstreamAttempt(ex, instance)
+    const attempt = new UpstreamAttempt(ex, instance, this.#config.retryOn)
     ex.upstream = attempt
     try {
       instance.pool.dispatch(

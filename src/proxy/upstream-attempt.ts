@@ -7,12 +7,12 @@ import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { AttemptReport } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
-import { CorralError, busyFailure, errorBody, upstreamFailure, type InstanceErrorKind, type UpstreamFailure } from './errors.js'
+import { CorralError, errorBody, statusFailure, upstreamFailure, type InstanceErrorKind, type UpstreamFailure } from './errors.js'
 import type { Exchange } from './exchange.js'
 import { clientResponseHeaders } from './headers.js'
 
-/** 503 bodies are short; more than this is not kept for the final answer. */
-const MAX_BUSY_BODY_BYTES = 4096
+/** Error bodies are short; more than this is not kept for the final answer. */
+const MAX_HELD_BODY_BYTES = 4096
 const NEWLINE = 0x0a
 /** Ollama's final chunk ends with its counts; this much of the body's end holds them. */
 const TAIL_BYTES = 384
@@ -21,7 +21,7 @@ const EVAL_DURATION = /"eval_duration":(\d+)/
 const PROMPT_EVAL_COUNT = /"prompt_eval_count":(\d+)/
 const DONE_REASON = /"done_reason":"([a-z_]{1,32})"/
 
-type Phase = 'waiting' | 'relaying' | 'busy' | 'done'
+type Phase = 'waiting' | 'relaying' | 'held' | 'done'
 
 class ClientGone extends Error {
   override readonly name = 'ClientGone'
@@ -38,13 +38,16 @@ class ClientGone extends Error {
 export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptReport {
   readonly #ex: Exchange
   readonly #instance: Instance
-  /** 503 answers are held back (and another instance tried) only when the request can be re-sent. */
-  readonly #holdBusy: boolean
+  /** Error statuses held back (and another instance tried) instead of relayed; empty when the request cannot be re-sent. */
+  readonly #retryOn: readonly number[]
+  /** Whether the request is model work (generate, chat, embed...): any status in `retry_on` fails over, not only 503. */
+  readonly #modelWork: boolean
+  #heldStatus = 0
   readonly #resolve: (outcome: UpstreamFailure | undefined) => void
   readonly done: Promise<UpstreamFailure | undefined>
   #controller: Dispatcher.DispatchController | undefined
   #phase: Phase = 'waiting'
-  #busyBody = ''
+  #heldBody = ''
   #lastByte = NEWLINE
   #streamKind: 'ndjson' | 'sse' | 'other' = 'other'
   #waitingForDrain = false
@@ -75,10 +78,12 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
     this.#controller?.resume()
   }
 
-  constructor(ex: Exchange, instance: Instance) {
+  /** `retryOn`: the statuses `proxy.retry_on` lists (read per attempt, so a reload applies to the next request). */
+  constructor(ex: Exchange, instance: Instance, retryOn: readonly number[]) {
     this.#ex = ex
     this.#instance = instance
-    this.#holdBusy = ex.replayable
+    this.#retryOn = ex.replayable ? retryOn : []
+    this.#modelWork = ex.work !== undefined
     let resolve!: (outcome: UpstreamFailure | undefined) => void
     this.done = new Promise((r) => (resolve = r))
     this.#resolve = resolve
@@ -118,8 +123,9 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
     statusCode: number,
     headers: Record<string, string | string[] | undefined>,
   ): void {
-    if (statusCode === 503 && this.#holdBusy) {
-      this.#phase = 'busy'
+    if (statusCode >= 400 && (statusCode === 503 || this.#modelWork) && this.#retryOn.includes(statusCode)) {
+      this.#phase = 'held'
+      this.#heldStatus = statusCode
       return
     }
     const ex = this.#ex
@@ -161,13 +167,13 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
         controller.pause()
         ex.res.once('drain', this.#onDrain)
       }
-    } else if (this.#phase === 'busy' && this.#busyBody.length < MAX_BUSY_BODY_BYTES) {
-      this.#busyBody += chunk.toString('utf8')
+    } else if (this.#phase === 'held' && this.#heldBody.length < MAX_HELD_BODY_BYTES) {
+      this.#heldBody += chunk.toString('utf8')
     }
   }
 
   onResponseEnd(): void {
-    if (this.#phase === 'busy') return this.#finish(busyFailure(busyDetail(this.#busyBody)))
+    if (this.#phase === 'held') return this.#finish(this.#heldFailure())
     const ex = this.#ex
     if (this.#relaying) ex.res.end()
     ex.tap?.end()
@@ -185,7 +191,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
       if (this.#phase === 'relaying') ex.tap?.abort('client went away')
       return this.#finish(undefined)
     }
-    if (this.#phase === 'busy') return this.#finish(busyFailure(busyDetail(this.#busyBody)))
+    if (this.#phase === 'held') return this.#finish(this.#heldFailure())
     if (err instanceof CorralError && this.#phase === 'waiting') {
       this.refusal = err
       return this.#finish(undefined)
@@ -210,7 +216,12 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
     this.#finish(undefined)
   }
 
-  /** Settles the attempt; every failure (busy included) is counted against the instance once. */
+  /** The failure of an answer held back because its status is in `retry_on`. */
+  #heldFailure(): UpstreamFailure {
+    return statusFailure(this.#heldStatus, errorDetail(this.#heldBody, this.#heldStatus))
+  }
+
+  /** Settles the attempt; every failure (held statuses included) is counted against the instance once. */
   #finish(outcome: UpstreamFailure | undefined): void {
     if (this.#phase === 'done') return
     this.#phase = 'done'
@@ -253,13 +264,16 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
   }
 }
 
-/** Ollama's reason from a 503 body (`{"error": "server busy ..."}`), or its text. */
-function busyDetail(body: string): string {
+/** Ollama's reason from an error body (`{"error": "server busy ..."}`), or its text. */
+function errorDetail(body: string, status: number): string {
   try {
     const parsed = JSON.parse(body) as { error?: unknown }
     if (typeof parsed.error === 'string') return parsed.error
+    // OpenAI's shape on /v1: {"error": {"message": ...}}
+    const nested = parsed.error as { message?: unknown } | undefined
+    if (typeof nested?.message === 'string') return nested.message
   } catch {
     // not JSON: use the text itself
   }
-  return body.trim().slice(0, 200) || 'service unavailable'
+  return body.trim().slice(0, 200) || (status === 503 ? 'service unavailable' : `status ${status}`)
 }

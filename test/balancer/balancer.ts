@@ -22,7 +22,7 @@ function balancer(t: Test, raw: Record<string, unknown> = {}, count = 2): Balanc
 }
 
 function request(modelKey: string | undefined = 'llama3.2:latest', work: BalancedRequest['work'] = 'generation'): BalancedRequest {
-  return { work, modelKey, maxTokens: undefined, affinityKey: undefined, fallback: false, upstream: undefined, slot: -1 }
+  return { work, modelKey, maxTokens: undefined, affinityKey: undefined, fallback: false, upstream: undefined, slot: -1, level: 0 }
 }
 
 const SUCCESS: AttemptReport = { outcome: 'success', failureReason: undefined, failureKind: undefined, ok: true, streamed: true, ttfbMs: 40, totalMs: 400, evalCount: 36, evalMs: 360 }

@@ -197,3 +197,17 @@ t.test('/api/load-balancer-stats reports every instance and the last minute', as
   const generated = stats.instances.filter((i) => (i.ewma_ms_per_token as number | null) !== null)
   t.ok(generated.length >= 1, 'ms per token learned from Ollama’s eval counts')
 })
+
+t.test('low load: 60 sequential chats over 3 equal instances, each takes a share', async (t) => {
+  // Answers long enough (~130 ms) that the machine's scheduling noise does not decide.
+  const fakes = await fleet(t, [{ tokenDelayMs: 16 }, { tokenDelayMs: 16 }, { tokenDelayMs: 16 }])
+  const { url } = await startCorral(t, fakes.map((f) => f.url), { cache: { enabled: false } })
+  for (let i = 0; i < 60; i++) {
+    const res = await send(url, 'POST', '/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: `q${i}` }], stream: false })
+    t.equal(res.status, 200)
+  }
+  for (const f of fakes) {
+    const share = f.count('/api/chat') / 60
+    t.ok(share >= 0.2 && share <= 0.47, `${f.name}: ${f.count('/api/chat')} of 60`)
+  }
+})

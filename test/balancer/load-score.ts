@@ -147,3 +147,34 @@ t.test('place: waiting for a fast full instance can beat a slow free one, until 
   t.equal(fast.nextFreeInMs(400), 300, 'a request 300 ms overdue counts as 300 ms away (a hung one repels waiters)')
   t.equal(p.place(fleet, mask, job(undefined), 2000, 0), slow, 'long overdue: the slow free instance wins')
 })
+
+t.test('estimates age when read: a quiet instance once slow comes back into rotation', async (t) => {
+  const fleet = syntheticFleet(t, [{}, {}, {}])
+  const p = policy()
+  // i0 was slow a while ago; i1 and i2 answer now.
+  measured(fleet[0]!, 400, 40, 0)
+  measured(fleet[1]!, 50, 10, 60_000)
+  measured(fleet[2]!, 50, 10, 60_000)
+  const picks = (now: number): Set<string> => {
+    const seen = new Set<string>()
+    for (let i = 0; i < 6; i++) seen.add(p.pick(fleet, allEligible(fleet), GEN, now)!.name)
+    return seen
+  }
+  t.notOk(picks(60_000).has('i0'), 'slow a minute ago (two time constants): still avoided')
+  t.ok(picks(60_000 + 150_000).has('i0'), 'left alone for five time constants more: tried again')
+})
+
+t.test('near-equal scores are ties and rotate', async (t) => {
+  const fleet = syntheticFleet(t, [{}, {}, {}])
+  measured(fleet[0]!, 50, 10)
+  measured(fleet[1]!, 52, 10.3)
+  measured(fleet[2]!, 49, 10.2)
+  const p = policy()
+  const counts = new Map<string, number>()
+  for (let i = 0; i < 60; i++) {
+    const name = p.pick(fleet, allEligible(fleet), GEN, 0)!.name
+    counts.set(name, (counts.get(name) ?? 0) + 1)
+  }
+  t.same([...counts.keys()].sort(), ['i0', 'i1', 'i2'], 'each takes a share')
+  for (const [name, n] of counts) t.ok(n >= 12 && n <= 28, `${name}: ${n} of 60`)
+})

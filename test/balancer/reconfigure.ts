@@ -25,7 +25,7 @@ function balancer(t: Test, names: string[], raw: Record<string, unknown> = {}): 
 }
 
 function request(affinityKey?: string): BalancedRequest {
-  return { work: 'generation', modelKey: undefined, maxTokens: undefined, affinityKey, fallback: false, upstream: undefined, slot: -1 }
+  return { work: 'generation', modelKey: undefined, maxTokens: undefined, affinityKey, fallback: false, upstream: undefined, slot: -1, level: 0 }
 }
 
 const SUCCESS: AttemptReport = { outcome: 'success', failureReason: undefined, failureKind: undefined, ok: true, streamed: true, ttfbMs: 40, totalMs: 400, evalCount: 36, evalMs: 360 }
@@ -116,5 +116,5 @@ t.test('the policy and the weights change live', async (t) => {
   t.equal(b.policy.name, 'round-robin')
   t.equal(b.instances[0], a, 'kept')
   t.match(a, { weight: 3, maxConcurrency: 2 })
-  t.equal(a!.expectedEnds.length, 2, 'slot cells follow the cap')
+  t.equal(a!.expectedEnds.length, 4, 'slot cells follow the cap (both kinds of work)')
 })

@@ -29,12 +29,13 @@ const problems = (raw: Record<string, unknown>): readonly string[] => problemsOf
 t.test('defaults: listen 127.0.0.1:11435, one instance at 127.0.0.1:11434, memory cache', async (t) => {
   const { config } = loadConfig({ env: {} })
   t.same(config.listen, { host: '127.0.0.1', port: 11435 })
-  t.same(config.instances, [{ name: '127.0.0.1:11434', url: 'http://127.0.0.1:11434', weight: 1, maxConcurrency: 4 }])
+  t.same(config.instances, [{ name: '127.0.0.1:11434', url: 'http://127.0.0.1:11434', weight: 1, maxConcurrency: undefined }])
   t.equal(config.redis, undefined)
   t.equal(config.logLevel, 'info')
   t.equal(config.balancer.policy, 'load-score')
   t.same(config.proxy, {
     maxAttempts: 3,
+    retryOn: [500, 502, 503, 504],
     connectTimeoutMs: 5000,
     firstByteTimeoutMs: 300_000,
     idleTimeoutMs: 300_000,

@@ -11,15 +11,18 @@ import { assertNoOpenSockets, assertSettled, startScene, within } from '../fixtu
 t.test('an instance hangs before headers: requests sent there are retried elsewhere after the first-byte timeout', async (t) => {
   const scene = await startScene(t, { config: { proxy: { first_byte_timeout: '1s' } } })
   await scene.proxies[0]!.set({ mode: 'blackhole' })
+  // Keep-alive connections left idle by model discovery: open, but no request stuck on them.
+  const idle = scene.proxies[0]!.open
   const tally = await runLoad('hangs before headers', scene.url, { count: 60, concurrency: 9 })
   t.equal(tally.sent, 60)
   t.equal(tally.ok, 60, 'every request succeeded')
   t.ok(scene.proxies[0]!.stats().total >= 1, 'the stalled instance was tried')
   t.equal(scene.fakes[0]!.count('/api/generate') + scene.fakes[0]!.count('/api/chat') + scene.fakes[0]!.count('/api/embed'), 0, 'it never got a request')
   t.ok(scene.logs.some((l) => l.msg === 'attempt failed' && l.kind === 'first_byte_timeout'), 'the timeouts are logged')
-  // Every connection stuck in the blackhole was closed by corral when its request timed out.
-  await within(scene.proxies[0]!.until((s) => s.open === 0), 'stalled connections closed')
-  t.equal(scene.proxies[0]!.open, 0, 'no stalled connection kept')
+  // Every connection stuck in the blackhole was closed by corral when its request timed out
+  // (an idle keep-alive connection no request used may stay open until its keep-alive ends).
+  await within(scene.proxies[0]!.until((s) => s.open <= idle), 'stalled connections closed')
+  t.ok(scene.proxies[0]!.open <= idle, 'no stalled connection kept')
   await assertSettled(t, scene, tally)
 })
 

@@ -89,6 +89,8 @@ t.test('after a mixed load, /metrics counts what happened', async (t) => {
     balancer: { policy: 'round-robin' },
     // No active checks during the test: only the traffic decides instance health.
     health: { interval: '1h', eject_after: 2, ejection_time: '1h' },
+    // A 500 is relayed as it is (counted as a 5xx request), not failed over to the dead i1.
+    proxy: { retry_on: [503] },
   })
   // i1 refuses every connection from now on (discovery already saw its models).
   await bad.stop()

@@ -1,11 +1,14 @@
 /**
  * Failover before the first byte: a request goes to the next instance when the chosen one refuses,
- * resets, times out or answers 503 busy, POST included; never once the answer has started.
+ * resets, times out or answers a status in `proxy.retry_on` (503 busy; 500, 502, 504 on model
+ * routes), POST included; never once the answer has started.
  */
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { startBlackhole } from '../fixtures/blackhole.js'
-import { startFakeOllama, type FakeOllama } from '../fixtures/fake-ollama.js'
+import { RUNNER_TERMINATED_ERROR, startFakeOllama, type FakeOllama } from '../fixtures/fake-ollama.js'
+import { configFromObject } from '../../src/config/load-config.js'
+import type { Config } from '../../src/config/config.js'
 import { startCorral } from '../fixtures/start-corral.js'
 import { ndjson, send } from '../fixtures/http.js'
 
@@ -218,4 +221,100 @@ t.test('every instance at max_concurrency and the queue full: 503 with Retry-Aft
   await t.rejects(first)
   await corral.proxy.whenIdle()
   t.equal(corral.balancer.instances[0]!.inFlight, 0, 'the slot is released')
+})
+
+/** Every model route, streamed and not, with a body that asks for it. */
+const MODEL_ROUTES: readonly { path: string; body: Record<string, unknown> }[] = [
+  { path: '/api/generate', body: { model: 'llama3.2', prompt: 'x', stream: false } },
+  { path: '/api/generate', body: { model: 'llama3.2', prompt: 'x' } },
+  { path: '/api/chat', body: { model: 'llama3.2', messages: [{ role: 'user', content: 'x' }], stream: false } },
+  { path: '/api/chat', body: { model: 'llama3.2', messages: [{ role: 'user', content: 'x' }] } },
+  { path: '/api/embed', body: { model: 'nomic-embed-text', input: 'x' } },
+  { path: '/api/embeddings', body: { model: 'nomic-embed-text', prompt: 'x' } },
+  { path: '/v1/chat/completions', body: { model: 'llama3.2', messages: [{ role: 'user', content: 'x' }] } },
+  { path: '/v1/chat/completions', body: { model: 'llama3.2', messages: [{ role: 'user', content: 'x' }], stream: true } },
+  { path: '/v1/completions', body: { model: 'llama3.2', prompt: 'x' } },
+  { path: '/v1/completions', body: { model: 'llama3.2', prompt: 'x', stream: true } },
+  { path: '/v1/embeddings', body: { model: 'nomic-embed-text', input: 'x' } },
+]
+
+t.test('a 500 before any byte fails over on every model route, streamed or not, and counts against the instance', async (t) => {
+  const [a, b] = await fleet(t, 2)
+  // Round-robin: of two requests per route, one goes to the broken instance first.
+  const { url, corral } = await startCorral(t, [a!.url, b!.url], { cache: { enabled: false }, balancer: { policy: 'round-robin' }, health: { eject_after: 100 } })
+  for (const { path, body } of MODEL_ROUTES) {
+    const label = `${path} stream=${JSON.stringify(body.stream) ?? 'default'}`
+    const before = { a: a!.count(path), b: b!.count(path) }
+    a!.script({ kind: 'status', status: 500, error: RUNNER_TERMINATED_ERROR }, { path, times: 2 })
+    for (let i = 0; i < 2; i++) {
+      const res = await send(url, 'POST', path, body)
+      t.equal(res.status, 200, label)
+      t.notOk(res.text.includes(RUNNER_TERMINATED_ERROR), `${label}: the 500 never reaches the client`)
+    }
+    t.ok(a!.count(path) - before.a >= 1, `${label}: the broken instance was tried`)
+    t.equal(b!.count(path) - before.b, 2, `${label}: both answered by the other instance`)
+    a!.clearScripts()
+  }
+  const [i0, i1] = corral.balancer.instances
+  t.equal(i0!.failures, a!.requests.length, 'every 500 counts against the instance that answered it')
+  t.match(i0!.lastError, /^500 llama runner process has terminated/)
+  t.equal(i1!.failures, 0)
+})
+
+t.test('a 500 fails over only while it is in proxy.retry_on, which a reload changes', async (t) => {
+  const [a, b] = await fleet(t, 2)
+  const { url, corral } = await startCorral(t, [a!.url, b!.url], { balancer: { policy: 'round-robin' } })
+  const configWith = (retryOn: number[]): Config =>
+    configFromObject({
+      listen: '127.0.0.1:0',
+      log: { level: 'info' },
+      instances: [{ url: a!.url, name: 'i0' }, { url: b!.url, name: 'i1' }],
+      balancer: { policy: 'round-robin' },
+      proxy: { retry_on: retryOn },
+    }).config
+  const result = corral.reload(configWith([502, 503, 504]))
+  t.equal(result.status, 'reloaded')
+  t.same(corral.config.proxy.retryOn, [502, 503, 504])
+  a!.setDefault({ kind: 'status', status: 500, error: RUNNER_TERMINATED_ERROR })
+  b!.setDefault({ kind: 'status', status: 500, error: RUNNER_TERMINATED_ERROR })
+  const relayed = await send(url, 'POST', '/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'x' }] })
+  t.equal(relayed.status, 500, 'not in retry_on: relayed as the instance answered')
+  t.same(relayed.json, { error: RUNNER_TERMINATED_ERROR })
+  t.equal(a!.count('/api/chat') + b!.count('/api/chat'), 1, 'one attempt')
+  corral.reload(configWith([500]))
+  const failed = await send(url, 'POST', '/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'x' }] })
+  t.equal(failed.status, 500, 'every instance answered 500: the client gets a 500')
+  t.match(failed.headers['content-type'], /application\/json/)
+  t.same(failed.json, { error: RUNNER_TERMINATED_ERROR }, 'the same error everywhere: as one Ollama would answer it')
+  t.equal(a!.count('/api/chat') + b!.count('/api/chat'), 3, 'both instances tried')
+  const openai = await send(url, 'POST', '/v1/embeddings', { model: 'nomic-embed-text', input: 'x' })
+  t.equal(openai.status, 500)
+  t.match(openai.json, { error: { message: RUNNER_TERMINATED_ERROR, type: 'api_error' } }, 'OpenAI shape on /v1')
+  b!.setDefault({ kind: 'status', status: 500, error: 'out of memory' })
+  const mixed = await send(url, 'POST', '/api/embed', { model: 'nomic-embed-text', input: 'y' })
+  t.equal(mixed.status, 500, 'the same status with different messages: that status...')
+  t.match(mixed.json, { error: /: all 2 attempts failed \(i\d: 500 .*; i\d: 500 / }, '...and what each instance said')
+})
+
+t.test('model management keeps its own rules: a 500 on a non-model route is relayed', async (t) => {
+  const [a, b] = await fleet(t, 2)
+  const { url } = await startCorral(t, [a!.url, b!.url], { balancer: { policy: 'round-robin' } })
+  a!.script({ kind: 'status', status: 500 }, { path: '/api/show' })
+  b!.script({ kind: 'status', status: 500 }, { path: '/api/show' })
+  const res = await send(url, 'POST', '/api/show', { model: 'llama3.2' })
+  t.equal(res.status, 500)
+  t.equal(a!.count('/api/show') + b!.count('/api/show'), 1, 'not retried')
+})
+
+t.test('one instance answering 500 to a burst of concurrent chats: no client sees it, and the instance is ejected', async (t) => {
+  const fakes = await fleet(t, 3)
+  const { url, corral } = await startCorral(t, fakes.map((f) => f.url), { health: { eject_after: 2 } })
+  fakes[0]!.script({ kind: 'status', status: 500, error: RUNNER_TERMINATED_ERROR }, { path: '/api/chat', times: 1000 })
+  const results = await Promise.all(
+    Array.from({ length: 60 }, () => send(url, 'POST', '/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'x' }], stream: false })),
+  )
+  t.same(results.filter((r) => r.status !== 200).map((r) => r.status), [], 'every client got an answer')
+  const broken = corral.balancer.instances[0]!
+  t.ok(fakes[0]!.count('/api/chat') >= 1, 'the broken instance was tried')
+  if (fakes[0]!.count('/api/chat') >= 2) t.ok(broken.ejections >= 1, 'ejected after eject_after failures')
 })

@@ -32,7 +32,7 @@ t.test('instances by name: added, removed, moved, re-weighted, re-capped', async
   })
   t.same(planReload(prev, next).changes, [
     'instances.c.weight: 2 -> 5',
-    'instances.c.maxConcurrency: 4 -> 1',
+    'instances.c.maxConcurrency: learned -> 1',
     'instances.b.url: http://b:11434 -> http://b2:11434',
     'instances.d: added (http://d:11434)',
     'instances.a: removed (http://a:11434)',

@@ -81,7 +81,10 @@ async function drive(t: Test, url: string, clients: number, total: number): Prom
 }
 
 async function instance(t: Test, numParallel: number): Promise<{ fake: FakeOllama; url: string; learned: () => number }> {
-  const fake = await startFakeOllama({ numParallel, tokenDelayMs: 16, tokens: 8 })
+  // The fake runs in this busy test process: with many slots, one more request in flight queues
+  // for so little that scheduling noise can hide it, so the answers of a wide instance take
+  // longer (the noise is the same, the queueing it must show through is twice as long).
+  const fake = await startFakeOllama({ numParallel, tokenDelayMs: numParallel >= 8 ? 32 : 16, tokens: 8 })
   t.teardown(() => fake.close())
   const { url, corral } = await startCorral(t, [fake.url], { cache: { enabled: false } })
   return { fake, url, learned: () => corral.balancer.instances[0]!.slots('generation') }

@@ -30,9 +30,13 @@ export class RenderedVectors {
   json(key: string, vector: StoredVector): Buffer {
     if (vector.text !== undefined || this.#lru === undefined || vector.source === undefined) return vector.json()
     const hit = this.#lru.get(key)
-    if (hit !== undefined && (hit.source === vector.source || hit.source.equals(vector.source))) return hit.json
+    if (hit !== undefined && hit.source.equals(vector.source)) return hit.json
     const json = vector.json()
-    this.#lru.set(key, { source: vector.source, json })
+    // A copy: the stored form is a view on one of the memory store's slabs, and a rendering kept
+    // for a hot vector must not keep a whole slab alive after the entry moved or went.
+    const source = Buffer.allocUnsafeSlow(vector.source.length)
+    vector.source.copy(source)
+    this.#lru.set(key, { source, json })
     return json
   }
 

@@ -166,7 +166,10 @@ const redisSchema = z
       .regex(/^[A-Za-z0-9:._-]{1,64}$/, { error: (iss) => `must be 1-64 letters, digits or : . _ -, got ${show(iss.input)}` })
       .default('corral:')
       .meta({ description: 'Prefix of every key corral writes; flushes delete only keys with it. Default corral:.' }),
-    local_cache_size: size('32MiB', 'In-process tier in front of Redis (hot entries served without a round trip); 0 turns it off.'),
+    local_cache_size: size(
+      '32MiB',
+      'In-process tier in front of Redis (hot entries served without a round trip), counted as cache.memory.max_size is; 0 turns it off.',
+    ),
     local_ttl: duration('5m', 'Longest time an entry stays in the in-process tier (other replicas may flush or rewrite Redis meanwhile).'),
     single_flight: z
       .boolean()
@@ -207,7 +210,10 @@ const cacheSchema = z
       }),
     memory: z
       .strictObject({
-        max_size: size('256MiB', 'Bytes the in-memory store may hold (without Redis); least recently used entries go first.'),
+        max_size: size(
+          '256MiB',
+          'Bytes the in-memory store may hold (without Redis), counting each entry\'s value, key and bookkeeping (about 4 KB for a 768-d vector); an eighth of it keeps the rendered JSON of hot vectors. Least recently used entries go first.',
+        ),
       })
       .prefault({})
       .meta({ description: 'The in-memory store (used when no Redis is configured).' }),

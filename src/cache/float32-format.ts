@@ -6,8 +6,8 @@
  * an instance's numbers are such texts.
  */
 
-/** Powers of ten that are exact doubles. */
-const POW10 = Float64Array.from({ length: 23 }, (_, i) => 10 ** i)
+/** Powers of ten that are exact doubles (10^0 to 10^22). */
+export const POW10 = Float64Array.from({ length: 23 }, (_, i) => 10 ** i)
 const LOG10_2 = Math.log10(2)
 /** A float32's bits, for its binary exponent. */
 const bits = new Float32Array(1)

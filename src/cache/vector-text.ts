@@ -5,10 +5,8 @@
  * are exact doubles and their quotient is the correctly rounded value, as `JSON.parse` gives it.
  * Any other number is read with `Number()`.
  */
-import { isShortestFloat32Text } from './float32-format.js'
+import { isShortestFloat32Text, POW10 } from './float32-format.js'
 
-/** Powers of ten that are exact doubles. */
-const POW10 = Float64Array.from({ length: 23 }, (_, i) => 10 ** i)
 const MAX_EXACT = 2 ** 53
 
 /** The bytes of JSON numbers and arrays. */

@@ -68,6 +68,8 @@ export class JwtVerifier {
       admin: grants(payload[c.adminClaim], c.adminValue),
       limits: this.#limits,
       cachePartition: name,
+      priority: undefined,
+      weight: 1,
     }
     return { principal }
   }

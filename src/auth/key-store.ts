@@ -24,6 +24,8 @@ export class KeyStore {
         admin: k.admin,
         limits: k.limits,
         cachePartition: k.cacheGroup !== undefined ? `group:${k.cacheGroup}` : `key:${k.name}`,
+        priority: k.priority,
+        weight: k.weight,
       }),
     }))
   }

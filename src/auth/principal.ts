@@ -1,4 +1,5 @@
 import type { KeyLimits } from '../config/auth-config.js'
+import type { PriorityClass } from '../balancer/priority-class.js'
 
 /** Who a request comes from, once its key or token was accepted. */
 export interface Principal {
@@ -16,6 +17,10 @@ export interface Principal {
    * `cache.share_across_keys`).
    */
   readonly cachePartition: string
+  /** Class of all the principal's requests (a key's `priority`); undefined: by each request. */
+  readonly priority: PriorityClass | undefined
+  /** Share of the fleet against other principals waiting in the same class (a key's `weight`). */
+  readonly weight: number
 }
 
 /** The principal of every request while auth is off (and of open routes). */
@@ -25,4 +30,6 @@ export const ANONYMOUS: Principal = Object.freeze({
   admin: true,
   limits: Object.freeze({ rpm: 0, maxConcurrency: 0 }),
   cachePartition: '',
+  priority: undefined,
+  weight: 1,
 })

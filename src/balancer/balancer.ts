@@ -10,7 +10,9 @@
 import type { Logger } from 'pino'
 import type { Config, InstanceConfig } from '../config/config.js'
 import { queueFull, queueTimeout, type InstanceErrorKind } from '../proxy/errors.js'
-import { AdmissionQueue, type Waiter } from './admission-queue.js'
+import { ClassWaits } from './class-waits.js'
+import { FairQueue, type Waiter } from './fair-queue.js'
+import type { PriorityClass } from './priority-class.js'
 import type { HealthStateName } from './health-state.js'
 import { Instance, type InstanceRules, type PoolOptions, type WorkKind } from './instance.js'
 import { LoadScorePolicy } from './load-score.js'
@@ -31,7 +33,16 @@ export interface BalancedRequest extends PickRequest {
   slot: number
   /** Requests of its kind in flight at its instance when it was sent, itself included (0 before). */
   level: number
+  /** Its priority class; undefined: interactive. */
+  readonly priority?: PriorityClass | undefined
+  /** Who it is for fair shares between keys (the key's name); undefined: nobody in particular. */
+  readonly tenant?: string | undefined
+  /** The tenant's weight in its class; undefined: 1. */
+  readonly shareWeight?: number | undefined
 }
+
+/** Called when a request gets its slot: its class, how long it waited in ms, and whether it queued. */
+export type QueueWaitListener = (priority: PriorityClass, waitMs: number, queued: boolean) => void
 
 /** How one attempt ended, as the balancer needs it. */
 export interface AttemptReport {
@@ -77,6 +88,8 @@ const EWMA_DECAY_MS = 30_000
 /** Answer length assumed before any has been seen, in tokens. */
 const DEFAULT_EXPECTED_TOKENS = 128
 const TOKENS_ALPHA = 0.05
+/** The bulk reserve is held while an interactive request came this recently (ms); else bulk uses every slot. */
+const RESERVE_HOLD_MS = 10_000
 /** Sessions remembered for affinity. */
 const AFFINITY_ENTRIES = 10_000
 
@@ -94,7 +107,12 @@ export class Balancer {
   #fallback: RoundRobinPolicy
   #poolOptions: PoolOptions
   #rules: InstanceRules
-  readonly #queue = new AdmissionQueue<BalancedRequest>()
+  readonly #queue = new FairQueue<BalancedRequest>()
+  /** Waits per priority class, for stats. */
+  readonly waits = new ClassWaits()
+  /** When the last interactive model request arrived (-Infinity: never); the reserve is held after one. */
+  #interactiveAt = -Infinity
+  #waitListeners: QueueWaitListener[] = []
   readonly #affinity = new Map<string, Instance>()
   /** Instances a reload removed, until their last request ended and their pool closed. */
   readonly #retiring = new Map<Instance, Promise<void>>()
@@ -185,6 +203,11 @@ export class Balancer {
     return { added, removed }
   }
 
+  /** The priority settings now (a reload replaces them). */
+  get priorityRules(): Config['balancer']['priority'] {
+    return this.#config.priority
+  }
+
   /** Requests waiting for a free slot. */
   get queueDepth(): number {
     return this.#queue.length
@@ -197,14 +220,44 @@ export class Balancer {
    */
   acquire(request: BalancedRequest, tried: ReadonlySet<Instance> | undefined): Instance | undefined | Promise<Instance | undefined> {
     const now = this.#now()
-    const found = this.#mark(request, tried, now)
+    const bulk = request.priority === 'bulk'
+    if (!bulk && request.work !== undefined) this.#interactiveAt = now
+    const found = this.#mark(request, tried, now, bulk && this.#reserveHeld(now))
     if (found === 'none') return undefined
     if (found === 'free') {
       const placed = this.#place(request, now, this.#queue.length)
-      if (placed !== 'wait') return this.#take(request, placed, now)
+      if (placed !== 'wait') {
+        this.#recordWait(request, 0, false)
+        return this.#take(request, placed, now)
+      }
     }
-    if (this.#queue.length >= this.#config.maxQueue) throw queueFull(this.#config.maxQueue)
+    const { maxQueue } = this.#config
+    // A quarter of the queue is kept for interactive requests: a flood of batches cannot make a
+    // user's query bounce off a full queue.
+    const limit = bulk ? maxQueue - Math.floor(maxQueue / 4) : maxQueue
+    if (this.#queue.length >= limit) throw queueFull(maxQueue)
     return this.#wait(request, tried, now)
+  }
+
+  /** Requests waiting in the queue as `priority` now. */
+  queuedOf(priority: PriorityClass): number {
+    return this.#queue.lengthOf(priority)
+  }
+
+  /** Requests waiting per tenant (key name) and class, for stats; bounded by the queue's length. */
+  queuedByTenant(): Map<string, Record<PriorityClass, number>> {
+    const out = new Map<string, Record<PriorityClass, number>>()
+    for (const w of this.#queue.snapshot()) {
+      let counts = out.get(w.tenant)
+      if (counts === undefined) out.set(w.tenant, (counts = { interactive: 0, bulk: 0 }))
+      counts[w.priority]++
+    }
+    return out
+  }
+
+  /** Called whenever a request gets its slot (metrics observe the queue wait by class). */
+  onQueueWait(listener: QueueWaitListener): void {
+    this.#waitListeners.push(listener)
   }
 
   /** Gives back the slot taken by `acquire`, with how the attempt went. */
@@ -362,7 +415,7 @@ export class Balancer {
    * Marks in `#eligible` the instances this attempt may use now. 'free': at least one; 'full':
    * candidates exist but all are at their cap; 'none': no candidate at all.
    */
-  #mark(request: BalancedRequest, tried: ReadonlySet<Instance> | undefined, now: number): 'free' | 'full' | 'none' {
+  #mark(request: BalancedRequest, tried: ReadonlySet<Instance> | undefined, now: number, reserve: boolean): 'free' | 'full' | 'none' {
     const { instances } = this
     const eligible = this.#eligible
     const model = request.modelKey
@@ -388,7 +441,7 @@ export class Balancer {
       candidates++
       if (!instance.health.admits(now)) continue
       admitted++
-      if (capped && instance.fullFor(request.work)) {
+      if (capped && (reserve ? this.#fullForBulk(instance, request.work) : instance.fullFor(request.work))) {
         eligible[i] = FULL
         continue
       }
@@ -423,6 +476,25 @@ export class Balancer {
         : policy.pick(this.instances, this.#eligible, request, now)!
     if (placed === 'wait' || request.affinityKey === undefined) return placed
     return this.#sticky(request, placed, now)
+  }
+
+  /** Whether bulk requests leave the reserve free now: an interactive one came recently. */
+  #reserveHeld(now: number): boolean {
+    return this.#config.priority.bulkReserve > 0 && now - this.#interactiveAt < RESERVE_HOLD_MS
+  }
+
+  /** True when `instance` carries as many requests of `work` as bulk may use there (its slots less the reserve, at least one). */
+  #fullForBulk(instance: Instance, work: WorkKind): boolean {
+    const slots = instance.slots(work)
+    const reserved = Math.min(Math.floor(slots * this.#config.priority.bulkReserve), slots - 1)
+    return instance.inFlightOf[work] >= slots - reserved
+  }
+
+  #recordWait(request: BalancedRequest, waitMs: number, queued: boolean): void {
+    if (request.work === undefined) return
+    const priority = request.priority ?? 'interactive'
+    this.waits.record(priority, waitMs, queued)
+    for (const listener of this.#waitListeners) listener(priority, waitMs, queued)
   }
 
   /** Slots for `work` of the instances marked FULL by the last `#mark`. */
@@ -460,6 +532,12 @@ export class Balancer {
         request,
         tried,
         since: now,
+        priority: request.priority ?? 'interactive',
+        tenant: request.tenant ?? '',
+        weight: request.shareWeight ?? 1,
+        promoted: false,
+        tag: 0,
+        seq: 0,
         timer: undefined,
         settle: (instance) => {
           request.upstream = undefined
@@ -482,12 +560,17 @@ export class Balancer {
     })
   }
 
-  /** Hands free slots to waiting requests, in arrival order (a waiter no instance can serve yet is passed over). */
+  /**
+   * Hands free slots to waiting requests in the queue's order (interactive first, fair between
+   * keys); a waiter no instance can serve yet is passed over, and bulk leaves the reserve free.
+   */
   #drain(): void {
     const now = this.#now()
+    this.#queue.promote(now - this.#config.priority.bulkMaxWaitMs)
+    const reserve = this.#reserveHeld(now)
     let ahead = 0
     for (const waiter of this.#queue.snapshot()) {
-      const found = this.#mark(waiter.request, waiter.tried, now)
+      const found = this.#mark(waiter.request, waiter.tried, now, reserve && waiter.priority === 'bulk' && !waiter.promoted)
       if (found === 'none') {
         this.#queue.remove(waiter)
         waiter.settle(undefined)
@@ -498,7 +581,8 @@ export class Balancer {
         ahead++
         continue
       }
-      this.#queue.remove(waiter)
+      this.#queue.serve(waiter)
+      this.#recordWait(waiter.request, now - waiter.since, true)
       waiter.settle(this.#take(waiter.request, placed, now))
       if (!this.instances.some((i) => !i.saturated)) break
     }

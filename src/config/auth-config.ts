@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto'
 import type { ConfigFile } from './schema.js'
 import { HMAC_ALGORITHMS } from './auth-schema.js'
 import { parseDuration } from './units.js'
+import type { PriorityClass } from '../balancer/priority-class.js'
 
 /** Requests per minute and in flight at once; 0: unlimited. */
 export interface KeyLimits {
@@ -28,6 +29,10 @@ export interface ApiKeyConfig {
    * key's answers are its own (unless `cache.share_across_keys`). Default undefined.
    */
   readonly cacheGroup: string | undefined
+  /** Class of all the key's requests (`priority`); undefined: by the request. Default undefined. */
+  readonly priority: PriorityClass | undefined
+  /** Share against other keys in the same class (`weight`). Default 1. */
+  readonly weight: number
 }
 
 /** JWT verification (`auth.jwt`): exactly one of `secret`, `publicKey`, `jwksFile` is set. */
@@ -83,6 +88,8 @@ export function compileAuth(file: ConfigFile['auth']): AuthConfig {
       admin: k.admin,
       limits: { rpm: k.rpm ?? limits.rpm, maxConcurrency: k.max_concurrency ?? limits.maxConcurrency },
       cacheGroup: k.cache_group ?? undefined,
+      priority: k.priority,
+      weight: k.weight,
     })),
     jwt:
       jwt === undefined

@@ -57,6 +57,19 @@ const keySchema = z
       .meta({ description: 'The key may also use admin routes (stats, metrics, cache flush, chunk metadata, model management, /api/admin/*). Default false.' }),
     rpm: limit('Requests per minute for this key; 0: unlimited. Default: auth.limits.rpm.'),
     max_concurrency: limit('Requests in flight at once for this key; 0: unlimited. Default: auth.limits.max_concurrency.'),
+    priority: z
+      .enum(['interactive', 'bulk'])
+      .optional()
+      .meta({
+        description:
+          'Class of every request of this key: interactive (served first) or bulk (served when no interactive request waits). Default: by the request (embedding batches of balancer.priority.bulk_batch_size inputs or more are bulk, the rest interactive).',
+      }),
+    weight: z
+      .number()
+      .positive({ error: (iss) => `must be more than 0, got ${show(iss.input)}` })
+      .max(1000, { error: (iss) => `must be at most 1000, got ${show(iss.input)}` })
+      .default(1)
+      .meta({ description: 'The key\'s share of the fleet against other keys waiting in the same priority class (weighted fair queueing). Default 1.' }),
     cache_group: z
       .string()
       .regex(KEY_NAME_RE, { error: (iss) => `must be 1-64 letters, digits or . _ : @ -, got ${show(iss.input)}` })

@@ -34,6 +34,17 @@ export interface BalancerConfig {
     readonly prefixBytes: number
     readonly tolerance: number
   }
+  readonly priority: PriorityConfig
+}
+
+/** Priority classes and fair shares (`balancer.priority`). */
+export interface PriorityConfig {
+  /** Embedding requests with at least this many inputs are bulk (`bulk_batch_size`). Default 8. */
+  readonly bulkBatchSize: number
+  /** Share of each instance's slots kept from bulk, rounded down (`bulk_reserve`). Default 0.25. */
+  readonly bulkReserve: number
+  /** Bulk waiting this long in ms is served as interactive (`bulk_max_wait`). Default 10 s. */
+  readonly bulkMaxWaitMs: number
 }
 
 export interface HealthConfig {
@@ -233,6 +244,11 @@ export function compileConfig(file: ConfigFile): Config {
         header: file.balancer.affinity.header?.toLowerCase(),
         prefixBytes: file.balancer.affinity.prefix_bytes,
         tolerance: file.balancer.affinity.tolerance,
+      },
+      priority: {
+        bulkBatchSize: file.balancer.priority.bulk_batch_size,
+        bulkReserve: file.balancer.priority.bulk_reserve,
+        bulkMaxWaitMs: ms(file.balancer.priority.bulk_max_wait),
       },
     },
     health: {

@@ -332,6 +332,33 @@ export const configSchema = z
           })
           .prefault({})
           .meta({ description: 'Session affinity: prefer the instance that served a session before. Off unless header or prefix_bytes is set.' }),
+        priority: z
+          .strictObject({
+            bulk_batch_size: count(
+              8,
+              'An /api/embed or /v1/embeddings request with at least this many inputs is bulk (ingestion); smaller ones, generations and chats are interactive. A key\'s priority, or the X-Corral-Priority header from an admin key (or with auth off), overrides it.',
+              2,
+            ),
+            bulk_reserve: z
+              .number()
+              .min(0, { error: (iss) => `must be between 0 and 1, got ${show(iss.input)}` })
+              .max(1, { error: (iss) => `must be between 0 and 1, got ${show(iss.input)}` })
+              .default(0.25)
+              .meta({
+                description:
+                  'Share of each instance\'s slots that bulk requests leave free for interactive ones, rounded down (bulk always keeps one slot), held while interactive requests came in the last 10 s. 0.25 reserves nothing on 2-slot instances (half their bulk throughput), one slot of 4, two of 8. Default 0.25.',
+              }),
+            bulk_max_wait: duration(
+              '10s',
+              'A bulk request that has waited this long is served with the interactive ones (and may use the reserve), so bulk never starves.',
+              1,
+            ),
+          })
+          .prefault({})
+          .meta({
+            description:
+              'Priority classes: waiting interactive requests are served before waiting bulk ones; within a class, keys share the fleet by their weight (auth.keys[].weight).',
+          }),
       })
       .prefault({})
       .meta({ description: 'Instance selection.' }),

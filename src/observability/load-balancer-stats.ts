@@ -4,6 +4,7 @@
  */
 import type { Balancer } from '../balancer/balancer.js'
 import type { RequestWindow } from './request-window.js'
+import type { PriorityClass } from '../balancer/priority-class.js'
 
 const round = (v: number): number => Math.round(v * 10) / 10
 
@@ -53,7 +54,25 @@ export function loadBalancerStats(balancer: Balancer, window: RequestWindow, now
     p50_ms_1m: last.p50Ms,
     p95_ms_1m: last.p95Ms,
     queue_depth: balancer.queueDepth,
+    queue: queueStats(balancer),
     expected_tokens: Math.round(balancer.expectedTokens),
     instances,
   }
+}
+
+/** Queued now and waits since start per priority class, and who is queued (per key and class). */
+function queueStats(balancer: Balancer): unknown {
+  const byClass = (priority: PriorityClass): unknown => {
+    const w = balancer.waits.byClass[priority]
+    return {
+      queued: balancer.queuedOf(priority),
+      served: w.served,
+      waited: w.queued,
+      wait_ms_avg: w.queued === 0 ? 0 : round(w.waitMsTotal / w.queued),
+      wait_ms_max: round(w.waitMsMax),
+    }
+  }
+  const keys: Record<string, Record<PriorityClass, number>> = {}
+  for (const [tenant, counts] of balancer.queuedByTenant()) keys[tenant === '' ? 'anonymous' : tenant] = counts
+  return { interactive: byClass('interactive'), bulk: byClass('bulk'), queued_by_key: keys }
 }

@@ -126,6 +126,16 @@ export class Metrics {
       registry,
     }).children()
     balancer.onAttemptFailure((instance, kind) => this.#instanceError(instance, kind))
+    const queueWait = new CellHistogram({
+      name: 'corral_queue_wait_seconds',
+      help: 'Time a model request waited in corral\'s queue for an instance slot (0 when one was free), by priority class (interactive, bulk).',
+      labelNames: ['class'],
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registry,
+    }).children()
+    // One child per class, made once: observing allocates nothing.
+    const waitChildren = { interactive: queueWait.get('interactive'), bulk: queueWait.get('bulk') }
+    balancer.onQueueWait((priority, waitMs) => waitChildren[priority].observe(waitMs / 1000))
     this.#authFailures = new CellCounter({
       name: 'corral_auth_failures_total',
       help: 'Requests refused by auth: missing key, invalid key or token, expired token, forbidden (a plain key on an admin route).',

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BalancedRequest } from '../balancer/balancer.js'
 import type { Instance, WorkKind } from '../balancer/instance.js'
+import type { PriorityClass } from '../balancer/priority-class.js'
 import type { Route } from './routes.js'
 
 /**
@@ -91,6 +92,12 @@ export class Exchange implements BalancedRequest {
   keyLabel = 'anonymous'
   /** The caller's cache partition (see `Principal.cachePartition`); '' while auth is off. */
   cachePartition = ''
+  /** Its priority class in the balancer's queue (see priorityOf). */
+  priority: PriorityClass = 'interactive'
+  /** Who it is for fair shares between keys: the key's name; '' while auth is off. */
+  tenant = ''
+  /** The key's weight in its class. */
+  shareWeight = 1
   /** Why the response failed after it started, for the log. */
   error: string | undefined
 

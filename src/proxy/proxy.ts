@@ -17,6 +17,7 @@ import { CorralError, attemptsFailed, bodyTooLarge, errorBody, noInstance, type 
 import { Exchange } from './exchange.js'
 import { acceptedRequestId, newRequestId, upstreamRequestHeaders } from './headers.js'
 import { UpstreamAttempt } from './upstream-attempt.js'
+import { PRIORITY_HEADER, priorityOf } from './priority-of.js'
 import { BodyAborted, parseFields, readBody } from './request-body.js'
 import { routeFor } from './routes.js'
 import { ClientAddresses } from '../limits/client-address.js'
@@ -102,6 +103,8 @@ export class Proxy {
       ex.key = principal.name
       ex.keyLabel = principal.label
       ex.cachePartition = principal.cachePartition
+      ex.tenant = principal.name
+      ex.shareWeight = principal.weight
     }
     ex.peer = this.#addresses.peerOf(req)
     ex.trustedPeer = this.#addresses.trusts(ex.peer)
@@ -130,6 +133,9 @@ export class Proxy {
             ex.affinityKey = this.#balancer.affinityKeyOf(req.headers, fields.json)
             if (route.work === 'generation') ex.maxTokens = tokenLimit(fields.json)
           }
+        }
+        if (route.work !== undefined) {
+          ex.priority = priorityOf(route, ex.json, req.headers[PRIORITY_HEADER], principal, this.#balancer.priorityRules.bulkBatchSize)
         }
       }
       if (this.#views?.handles(route)) await this.#views.handle(ex)

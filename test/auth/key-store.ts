@@ -9,8 +9,8 @@ const limits = { rpm: 0, maxConcurrency: 0 }
 
 t.test('a key is found by its hash only', async (t) => {
   const store = new KeyStore([
-    { name: 'a', sha256: keyHash('key-aaaaaaaaaaaaaaaa'), admin: false, limits, cacheGroup: undefined },
-    { name: 'b', sha256: keyHash('key-bbbbbbbbbbbbbbbb'), admin: true, limits, cacheGroup: 'team' },
+    { name: 'a', sha256: keyHash('key-aaaaaaaaaaaaaaaa'), admin: false, limits, cacheGroup: undefined, priority: undefined, weight: 1 },
+    { name: 'b', sha256: keyHash('key-bbbbbbbbbbbbbbbb'), admin: true, limits, cacheGroup: 'team', priority: undefined, weight: 1 },
   ])
   t.equal(store.size, 2)
   t.match(store.lookup('key-bbbbbbbbbbbbbbbb'), { name: 'b', label: 'b', admin: true })

@@ -114,7 +114,7 @@ t.test('a key from the environment (${ENV} in the YAML) and a missing variable',
   t.same(problems, ['auth.keys[0].key references ${CORRAL_TEST_KEY}, which is not set'], 'a missing variable is a config error')
   const envKey = 'env-key-9e8d7c6b5a403122'
   const { config } = loadConfig({ file, env: { CORRAL_TEST_KEY: envKey } })
-  t.same(Object.keys(config.auth.keys[0]!).sort(), ['admin', 'cacheGroup', 'limits', 'name', 'sha256'], 'only the hash is kept')
+  t.same(Object.keys(config.auth.keys[0]!).sort(), ['admin', 'cacheGroup', 'limits', 'name', 'priority', 'sha256', 'weight'], 'only the hash is kept')
   t.notOk(JSON.stringify(config).includes(envKey), 'the plain key is nowhere in the compiled config')
   const { stream, lines } = logCapture()
   const corral = createCorral(config, { logger: createLogger('info', stream) })

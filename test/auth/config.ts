@@ -28,13 +28,13 @@ t.test('keys: hashed at load, limits inherited or overridden', async (t) => {
       limits: { rpm: 60, max_concurrency: 4 },
       keys: [
         { name: 'a', key: KEY },
-        { name: 'b', key_sha256: keyHash(KEY).toUpperCase(), admin: true, rpm: 0, max_concurrency: 1 },
+        { name: 'b', key_sha256: keyHash(KEY).toUpperCase(), admin: true, rpm: 0, max_concurrency: 1, priority: 'bulk', weight: 2.5 },
       ],
     },
   })
   t.same(config.auth.keys, [
-    { name: 'a', sha256: keyHash(KEY), admin: false, limits: { rpm: 60, maxConcurrency: 4 } },
-    { name: 'b', sha256: keyHash(KEY), admin: true, limits: { rpm: 0, maxConcurrency: 1 } },
+    { name: 'a', sha256: keyHash(KEY), admin: false, limits: { rpm: 60, maxConcurrency: 4 }, cacheGroup: undefined, priority: undefined, weight: 1 },
+    { name: 'b', sha256: keyHash(KEY), admin: true, limits: { rpm: 0, maxConcurrency: 1 }, cacheGroup: undefined, priority: 'bulk', weight: 2.5 },
   ])
 })
 
@@ -44,6 +44,8 @@ t.test('every rule, with its path', async (t) => {
   t.same(problems({ keys: [{ name: 'a' }] }), ['auth.keys[0].key set exactly one of key or key_sha256'])
   t.same(problems({ keys: [{ name: 'a', key: KEY, key_sha256: keyHash(KEY) }] }), ['auth.keys[0].key set exactly one of key or key_sha256'])
   t.same(problems({ keys: [{ name: 'a', key: 'short' }] }), ['auth.keys[0].key must be at least 16 characters'])
+  t.same(problems({ keys: [{ name: 'a', key: KEY, weight: 0 }] }), ['auth.keys[0].weight must be more than 0, got 0'])
+  t.same(problems({ keys: [{ name: 'a', key: KEY, priority: 'urgent' }] }).length, 1, 'priority is interactive or bulk')
   t.same(problems({ keys: [{ name: 'a', key_sha256: 'abc' }] }), ['auth.keys[0].key_sha256 must be 64 hex digits (sha256 of the key)'])
   t.match(problems({ keys: [{ name: 'has space', key: KEY }] }), [/^auth\.keys\[0\]\.name must be 1-64 letters/])
   t.same(problems({ keys: [{ name: 'a', key: KEY }, { name: 'a', key: `${KEY}2` }] }), ['auth.keys[1].name duplicates the name of keys[0]: "a"'])

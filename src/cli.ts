@@ -186,6 +186,8 @@ export function buildProgram(): Command {
     .option('--p95-max <time>', 'SLO: exit 1 if the p95 latency is above this (e.g. 130ms)')
     .option('--min-rps <n>', 'SLO: exit 1 if throughput is below this many requests per second')
     .option('--max-error-rate <r>', 'SLO: exit 1 if the error rate is above this (0.01 or 1%); default: exit 1 when every request failed')
+    .option('--bulk <clients>', 'also run a bulk job beside the users: this many clients sending /api/embed batches back to back, reported apart')
+    .option('--bulk-batch <n>', 'inputs per batch of the bulk job (default 32)')
     .option('--json', 'print the result as JSON instead of a table')
     .option('-o, --out <file>', 'also write the JSON result to this file')
     .addHelpText('after', BENCH_EXAMPLES)

@@ -44,6 +44,8 @@ export interface RawBenchOptions {
   p95Max?: string
   minRps?: string
   maxErrorRate?: string
+  bulk?: string
+  bulkBatch?: string
 }
 
 /** Service-level objectives checked against the (first) target's result. */
@@ -81,6 +83,10 @@ export interface BenchOptions {
   json: boolean
   outFile: string | undefined
   slo: SloOptions
+  /** Clients of a bulk job run beside the users (`--bulk`); 0: none. */
+  bulkClients: number
+  /** Inputs per batch of the bulk job (`--bulk-batch`). Default 32. */
+  bulkBatch: number
 }
 
 /** A bad command line: the message is printed as is, exit status 2. */
@@ -185,6 +191,8 @@ export function parseBenchOptions(raw: RawBenchOptions): Readonly<BenchOptions> 
     temperature,
     json: raw.json === true,
     outFile: raw.out,
+    bulkClients: raw.bulk === undefined ? 0 : positiveInt('--bulk', raw.bulk),
+    bulkBatch: raw.bulkBatch === undefined ? 32 : positiveInt('--bulk-batch', raw.bulkBatch),
     slo: Object.freeze({
       p95MaxMs: raw.p95Max === undefined ? undefined : duration('--p95-max', raw.p95Max),
       minRps: raw.minRps === undefined ? undefined : positiveNumber('--min-rps', raw.minRps),

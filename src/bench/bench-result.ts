@@ -7,6 +7,7 @@ import type { BenchOptions, Workload } from './bench-options.js'
 import type { CacheDelta } from './cache-stats-reader.js'
 import type { LatencySummary } from './latency-histogram.js'
 import type { RunRecorder } from './run-recorder.js'
+import type { BulkResult } from './bulk-job.js'
 
 export interface CallResult {
   /** Calls sent (failed and cancelled ones included). */
@@ -54,6 +55,8 @@ export interface RunResult {
   warmup_requests: number
   /** corral's cache during the measured phase; null for a plain Ollama or a corral whose cache is off. */
   cache: CacheDelta | null
+  /** The bulk job run beside the users (`--bulk`); null without one. */
+  bulk: BulkResult | null
 }
 
 /** The whole `--json` document. */
@@ -72,7 +75,7 @@ export function buildRunResult(
   target: string,
   options: Readonly<BenchOptions>,
   recorder: RunRecorder,
-  extras: { interrupted: boolean; warmupRequests: number; corral: boolean; cache: CacheDelta | undefined },
+  extras: { interrupted: boolean; warmupRequests: number; corral: boolean; cache: CacheDelta | undefined; bulk?: BulkResult | undefined },
 ): RunResult {
   const requests = recorder.done
   const elapsedS = recorder.elapsedMs / 1000
@@ -105,5 +108,6 @@ export function buildRunResult(
     calls,
     warmup_requests: extras.warmupRequests,
     cache: extras.cache ?? null,
+    bulk: extras.bulk ?? null,
   }
 }

@@ -49,6 +49,10 @@ export function renderResult(r: RunResult): string {
     latency.push(s.count === 0 ? [name, '-', '-', '-', '-', '-', '0'] : [name, ms(s.p50), ms(s.p95), ms(s.p99), ms(s.mean), ms(s.max), String(s.count)])
   }
   lines.push(textTable(latency))
+  if (r.bulk !== null) {
+    const b = r.bulk
+    lines.push('', `bulk job     ${b.clients} clients, batches of ${b.batch_size}: ${b.batches} batches (${b.batches_per_second.toFixed(2)}/s), ${b.errors} errors, batch p50 ${ms(b.latency_ms.p50)} ms, p95 ${ms(b.latency_ms.p95)} ms`)
+  }
   if (r.corral && r.cache === null) lines.push('', 'corral cache  off')
   if (r.cache !== null) {
     lines.push('')

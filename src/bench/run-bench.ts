@@ -10,6 +10,7 @@
  * first SIGINT stops issuing turns and gives those in flight up to 2 s to finish, a second one
  * aborts them at once; turns aborted count as cancelled, neither ok nor errors.
  */
+import { BulkJob } from './bulk-job.js'
 import { constants } from 'node:fs'
 import { access, stat, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
@@ -150,8 +151,11 @@ async function runTarget(
     const recorder = new RunRecorder()
     const limit = options.durationMs !== undefined ? ` / ${options.durationMs / 1000}s` : ''
     progress.start(recorder, url, options.requests !== undefined ? `${limit}  (of ${options.requests} requests)` : limit)
+    const bulkJob = options.bulkClients > 0 ? new BulkJob(url, options.bulkClients, options.bulkBatch, options.embedModel, options.timeoutMs) : undefined
+    bulkJob?.start()
     await drive(turns, recorder, options, options, interrupt)
     recorder.end()
+    const bulk = await bulkJob?.stop()
     progress.stop()
     const after = before?.enabled === true ? await readCacheStats(client) : undefined
     return buildRunResult(url, options, recorder, {
@@ -159,6 +163,7 @@ async function runTarget(
       warmupRequests,
       corral: before !== undefined,
       cache: before !== undefined && after !== undefined ? cacheDelta(before.layers, after.layers) : undefined,
+      bulk,
     })
   } finally {
     await client.close()

@@ -78,3 +78,12 @@ for (const [name, raw, message] of cases) {
     t.notMatch((caught as Error).message, /\n/, 'one line')
   })
 }
+
+t.test('--bulk and --bulk-batch', async (t) => {
+  t.equal(parseBenchOptions({ url: URL }).bulkClients, 0, 'no bulk job by default')
+  const o = parseBenchOptions({ url: URL, bulk: '12', bulkBatch: '16' })
+  t.equal(o.bulkClients, 12)
+  t.equal(o.bulkBatch, 16)
+  t.equal(parseBenchOptions({ url: URL, bulk: '2' }).bulkBatch, 32)
+  t.throws(() => parseBenchOptions({ url: URL, bulk: '0' }))
+})

@@ -13,7 +13,7 @@ function result(over: Partial<RunResult> = {}): RunResult {
     target: 'http://127.0.0.1:1', corral: false, workload: 'rag', mode: 'closed', users: 4, rate_per_s: null, stream: false,
     seed: 1, zipf: null, interrupted: false, elapsed_s: 2, requests: 100, ok: 98, errors: 2, cancelled: 0, error_rate: 0.02,
     errors_by_kind: { http_503: 2 }, throughput_rps: 49, in_flight: { mean: 4, peak: 4 }, latency_ms: summary(120), ttft_ms: null,
-    calls: {}, warmup_requests: 0, cache: null, ...over,
+    calls: {}, warmup_requests: 0, cache: null, bulk: null, ...over,
   }
 }
 
@@ -67,4 +67,11 @@ t.test('transport errors are grouped by system code, timeouts together', async (
   t.equal(transportErrorKind(Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' })), 'socket_closed')
   t.equal(transportErrorKind(Object.assign(new Error('wrapped'), { cause: Object.assign(new Error('x'), { code: 'ENOTFOUND' }) })), 'ENOTFOUND')
   t.equal(transportErrorKind(new Error('mystery')), 'network_error')
+})
+
+t.test('a bulk job beside the users is printed apart', async (t) => {
+  const { renderResult } = await import('../../src/bench/result-table.js')
+  const bulk = { clients: 12, batch_size: 32, batches: 400, errors: 0, batches_per_second: 20.5, latency_ms: summary(300) }
+  t.match(renderResult(result({ bulk })), /bulk job +12 clients, batches of 32: 400 batches \(20\.50\/s\), 0 errors/)
+  t.notMatch(renderResult(result()), /bulk job/)
 })

@@ -199,3 +199,16 @@ t.test('every request failed: exit 1 without --max-error-rate; the flag sets ano
   const some = await bench({ url: f.url, workload: 'embed', requests: '4', concurrency: '1' })
   t.equal(some.code, 0, 'some failures alone do not fail the run by default')
 })
+
+t.test('--bulk runs batches beside the users and reports them apart', async (t) => {
+  const f = await fake(t)
+  const run = await bench({ url: f.url, requests: '10', concurrency: '1', workload: 'embed', json: true, bulk: '2', bulkBatch: '5' })
+  t.equal(run.code, 0)
+  const { result } = report(run)
+  t.equal(result.ok, 10, 'the users\' turns are counted as before')
+  t.ok(result.bulk !== null && result.bulk.clients === 2 && result.bulk.batch_size === 5)
+  t.equal(result.bulk!.errors, 0)
+  const batches = bodies(f, '/api/embed').filter((b) => Array.isArray(b.input) && b.input.length === 5)
+  t.ok(batches.length >= result.bulk!.batches, 'every batch counted reached the instance')
+  t.equal(result.bulk!.latency_ms.count, result.bulk!.batches)
+})

@@ -2,7 +2,7 @@
  * How a request gets its priority class, through a real corral in front of a fake Ollama (the
  * class shows in /api/load-balancer-stats): embedding batches of bulk_batch_size inputs are bulk,
  * a key's `priority` classes all its requests, and X-Corral-Priority is honoured from an admin key
- * or with auth off, and ignored from a plain key.
+ * or with auth off, and ignored from a plain key; the queue wait metric counts by class.
  */
 import t from 'tap'
 import { startFakeOllama } from '../fixtures/fake-ollama.js'
@@ -66,4 +66,7 @@ t.test('with auth off the header is honoured', async (t) => {
   t.equal((await send(url, 'POST', '/api/generate', generate(), BULK)).status, 200)
   t.equal((await send(url, 'POST', '/api/generate', generate(), { 'x-corral-priority': 'nonsense' })).status, 200)
   t.same(await served(url, {}), { interactive: 1, bulk: 1 }, 'bulk as asked; an unknown value is ignored')
+  const metrics = await send(url, 'GET', '/metrics')
+  t.match(metrics.text, /^corral_queue_wait_seconds_count\{class="bulk"\} 1$/m, 'the queue wait histogram counts by class')
+  t.match(metrics.text, /^corral_queue_wait_seconds_count\{class="interactive"\} 1$/m)
 })

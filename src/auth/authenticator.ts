@@ -12,20 +12,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import type { AuthConfig } from '../config/auth-config.js'
 import type { RedisConfig } from '../config/config.js'
-import { createRedisClient } from '../cache/redis-client.js'
-import { errorBody } from '../proxy/errors.js'
+import { createRedisClient } from '../redis/redis-client.js'
+import { errorBody } from '../shared/errors.js'
 import { JwtVerifier } from './jwt-verifier.js'
 import { KeyLabels } from './key-labels.js'
 import { KeyStore } from './key-store.js'
-import type { Admission, LimitName, Limiter } from './limiter.js'
+import type { Admission, Limiter } from './limiter.js'
 import { MemoryLimiter } from './memory-limiter.js'
-import { ANONYMOUS, type Principal } from './principal.js'
+import { ANONYMOUS, type AuthFailureReason, type LimitName, type Principal } from '../http/principal.js'
 import { RedisLimiter } from './redis-limiter.js'
 import { scopeOf } from './scope.js'
 import { answerThenLinger } from '../limits/lingering-close.js'
-
-/** Why a request was refused, as the `reason` label of `corral_auth_failures_total`. */
-export type AuthFailureReason = 'missing' | 'invalid' | 'expired' | 'forbidden'
 
 /** Where the authenticator reports (the metrics, when on). */
 export interface AuthMetricsSink {

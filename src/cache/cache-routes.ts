@@ -9,9 +9,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { CACHE_LAYERS } from '../config/schema.js'
-import { CorralError } from '../proxy/errors.js'
-import { BodyAborted, readBody } from '../proxy/request-body.js'
-import { canonicalModel } from '../balancer/model-name.js'
+import { CorralError } from '../shared/errors.js'
+import { BodyAborted, readBody } from '../http/request-body.js'
+import { canonicalModel } from '../shared/model-name.js'
 import type { OllamaCache } from './ollama-cache.js'
 
 /** Largest chunk-metadata document, in bytes. */

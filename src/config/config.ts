@@ -5,7 +5,7 @@
 import type { LOG_LEVELS, ConfigFile, CACHE_LAYERS, INFERENCE_POLICIES } from './schema.js'
 import { parseHostPort } from './schema.js'
 import { parseDuration, parseSize } from './units.js'
-import type { PolicyName } from '../balancer/policies.js'
+import type { PolicyName } from './policy-names.js'
 import { compileAuth, type AuthConfig } from './auth-config.js'
 
 export type { AuthConfig, ApiKeyConfig, JwtConfig, KeyLimits } from './auth-config.js'

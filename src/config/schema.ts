@@ -6,7 +6,7 @@
  */
 import { z } from 'zod'
 import { parseDuration, parseSize } from './units.js'
-import { policyNames } from '../balancer/policies.js'
+import { policyNames } from './policy-names.js'
 import { authSchema } from './auth-schema.js'
 import { parseCidr } from '../limits/cidr.js'
 

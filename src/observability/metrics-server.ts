@@ -3,11 +3,18 @@
  * nothing else, so Prometheus can scrape an address clients never reach.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { pathnameOf } from '../proxy/routes.js'
+import { pathnameOf } from '../http/routes.js'
 import type { Metrics } from './metrics.js'
-import type { Authenticator } from '../auth/authenticator.js'
+import type { Principal } from '../http/principal.js'
 
-export function createMetricsServer(metrics: Metrics, auth?: Authenticator): Server {
+/** What the metrics listener needs of the authenticator (auth sits above observability). */
+export interface MetricsGate {
+  readonly enabled: boolean
+  /** Resolves to the caller, or undefined once it has answered the refusal itself. */
+  admit(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<Principal | undefined>
+}
+
+export function createMetricsServer(metrics: Metrics, auth?: MetricsGate): Server {
   const server = createServer((req, res) => {
     const isRead = req.method === 'GET' || req.method === 'HEAD'
     if (isRead && pathnameOf(req.url ?? '/') === '/metrics') {

@@ -15,14 +15,13 @@
  * names (config, or the first 100 JWT names, then `other`).
  */
 import { Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-client'
-import type { AuthFailureReason } from '../auth/authenticator.js'
-import type { LimitName } from '../auth/limiter.js'
 import type { AttemptReport, Balancer } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
 import type { OllamaCache } from '../cache/ollama-cache.js'
 import { CACHE_LAYERS } from '../config/schema.js'
-import type { InstanceErrorKind } from '../proxy/errors.js'
-import type { Exchange } from '../proxy/exchange.js'
+import type { InstanceErrorKind } from '../shared/errors.js'
+import type { Exchange } from '../http/exchange.js'
+import type { AuthFailureReason, LimitName } from '../http/principal.js'
 import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './cell-metrics.js'
 import type { LabelChildren } from './label-children.js'
 

@@ -10,12 +10,12 @@ import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import type { Instance } from '../balancer/instance.js'
 import type { Config } from '../config/config.js'
-import { CorralError, attemptsFailed, busyFailure, upstreamFailure, type UpstreamFailure } from './errors.js'
-import type { Exchange } from './exchange.js'
+import { CorralError, attemptsFailed, busyFailure, upstreamFailure, type UpstreamFailure } from '../shared/errors.js'
+import type { Exchange } from '../http/exchange.js'
 import { upstreamRequestHeaders } from './headers.js'
 import { mergeModelLists, type ModelListKind } from './model-lists.js'
 import { ProgressMerge } from './progress-merge.js'
-import type { Route, RouteName } from './routes.js'
+import type { Route, RouteName } from '../http/routes.js'
 
 export interface ClusterViewsDeps {
   /** The instances a fan-out or merged view covers right now: the healthy ones (all of them when none is healthy). */

@@ -3,7 +3,7 @@
  * `/api/tags` (local models), `/api/ps` (loaded models) and OpenAI's `/v1/models`. Pure functions:
  * the fan-out that collects the lists lives in `cluster-views.ts`.
  */
-import { canonicalModel } from '../balancer/model-name.js'
+import { canonicalModel } from '../shared/model-name.js'
 
 /** Which list is merged: they differ in the field that names a model and the one that orders them. */
 export type ModelListKind = 'tags' | 'ps' | 'openai_models'

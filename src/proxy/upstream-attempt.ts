@@ -7,8 +7,8 @@ import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { AttemptReport } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
-import { CorralError, errorBody, statusFailure, upstreamFailure, type InstanceErrorKind, type UpstreamFailure } from './errors.js'
-import type { Exchange } from './exchange.js'
+import { CorralError, errorBody, statusFailure, upstreamFailure, type InstanceErrorKind, type UpstreamFailure } from '../shared/errors.js'
+import type { Exchange } from '../http/exchange.js'
 import { clientResponseHeaders } from './headers.js'
 
 /** Error bodies are short; more than this is not kept for the final answer. */

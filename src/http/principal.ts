@@ -18,6 +18,12 @@ export interface Principal {
   readonly cachePartition: string
 }
 
+/** Why a request was refused, as the `reason` label of `corral_auth_failures_total`. */
+export type AuthFailureReason = 'missing' | 'invalid' | 'expired' | 'forbidden'
+
+/** Which per-key limit refused a request, as the `limit` label of `corral_rate_limited_total`. */
+export type LimitName = 'rpm' | 'concurrency'
+
 /** The principal of every request while auth is off (and of open routes). */
 export const ANONYMOUS: Principal = Object.freeze({
   name: 'anonymous',

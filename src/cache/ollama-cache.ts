@@ -8,7 +8,7 @@ import type { OutgoingHttpHeaders } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import type { CacheConfig, CacheLayerName } from '../config/config.js'
-import { errorBody } from '../shared/errors.js'
+import { JSON_TYPE, NDJSON_TYPE, SSE_TYPE, brokenStreamTail, errorBody, reply } from '../http/reply.js'
 import type { Exchange } from '../http/exchange.js'
 import { AnswerRecord } from './answer-record.js'
 import { itemKey, KeySpace, requestBasis, requestKey } from './cache-key.js'
@@ -53,9 +53,6 @@ interface VectorResult {
   get(key: string): StoredVector | undefined
 }
 
-const JSON_TYPE = 'application/json; charset=utf-8'
-const NDJSON_TYPE = 'application/x-ndjson'
-const SSE_TYPE = 'text/event-stream'
 /** An embedding answer corral must assemble is read whole whatever its size; above this it fails. */
 const MAX_ASSEMBLED_BYTES = 256 * 1024 * 1024
 /**
@@ -341,7 +338,7 @@ export class OllamaCache implements RequestCache {
     } else {
       // The leader's answer broke after this follower had part of it: say so, as the proxy does.
       ex.error = 'the coalesced answer failed mid-response'
-      res.end(`${lastByte === 0x0a ? '' : '\n'}${errorBody(ex.error, 'ollama', 502)}\n`)
+      res.end(brokenStreamTail('ndjson', ex.error, lastByte))
     }
   }
 
@@ -601,20 +598,17 @@ export class OllamaCache implements RequestCache {
     if (this.#config.responseHeader) ex.res.setHeader('x-corral-cache', status)
   }
 
-  #headers(ex: Exchange, type: string, status: CacheStatus, length?: number): OutgoingHttpHeaders {
+  #headers(ex: Exchange, type: string, status: CacheStatus): OutgoingHttpHeaders {
     ex.cache = status
     const headers: OutgoingHttpHeaders = { 'content-type': type, 'x-request-id': ex.id }
-    if (length !== undefined) headers['content-length'] = length
     if (this.#config.responseHeader) headers['x-corral-cache'] = status
     return headers
   }
 
-  /** One writeHead and one end: headers and body leave together. */
+  /** A whole answer: headers and body leave together. */
   #send(ex: Exchange, code: number, type: string, body: string | Buffer, status: CacheStatus): void {
-    const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length
-    ex.res.writeHead(code, this.#headers(ex, type, status, length))
     ex.firstByteAt = performance.now()
-    ex.res.end(body)
+    reply(ex.res, code, this.#headers(ex, type, status), body)
   }
 }
 

@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { pathnameOf } from '../http/routes.js'
 import type { Metrics } from './metrics.js'
+import { PLAIN_JSON_TYPE, reply, replyError } from '../http/reply.js'
 import type { Principal } from '../http/principal.js'
 
 /** What the metrics listener needs of the authenticator (auth sits above observability). */
@@ -26,9 +27,7 @@ export function createMetricsServer(metrics: Metrics, auth?: MetricsGate): Serve
       }
       return void answerMetrics(req, res, metrics)
     }
-    const body = JSON.stringify({ error: 'not found: this address serves GET /metrics only' })
-    res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
-    res.end(body)
+    replyError(res, 404, 'not found: this address serves GET /metrics only', 'ollama', { 'content-type': PLAIN_JSON_TYPE })
   })
   return server
 }
@@ -39,11 +38,8 @@ export async function answerMetrics(req: IncomingMessage, res: ServerResponse, m
   try {
     scraped = await metrics.scrape()
   } catch (err) {
-    const body = JSON.stringify({ error: `metrics collection failed: ${err instanceof Error ? err.message : String(err)}` })
-    res.writeHead(500, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
-    res.end(body)
-    return
+    const message = `metrics collection failed: ${err instanceof Error ? err.message : String(err)}`
+    return replyError(res, 500, message, 'ollama', { 'content-type': PLAIN_JSON_TYPE })
   }
-  res.writeHead(200, { 'content-type': scraped.contentType, 'content-length': Buffer.byteLength(scraped.body) })
-  res.end(req.method === 'HEAD' ? undefined : scraped.body)
+  reply(res, 200, { 'content-type': scraped.contentType }, scraped.body, { head: req.method === 'HEAD' })
 }

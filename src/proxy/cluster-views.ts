@@ -12,6 +12,7 @@ import type { Instance } from '../balancer/instance.js'
 import type { Config } from '../config/config.js'
 import { CorralError, attemptsFailed, busyFailure, upstreamFailure, type UpstreamFailure } from '../shared/errors.js'
 import type { Exchange } from '../http/exchange.js'
+import { JSON_TYPE, NDJSON_TYPE, errorBody, reply } from '../http/reply.js'
 import { upstreamRequestHeaders } from './headers.js'
 import { mergeModelLists, type ModelListKind } from './model-lists.js'
 import { ProgressMerge } from './progress-merge.js'
@@ -31,8 +32,6 @@ const MERGED: ReadonlySet<RouteName> = new Set<RouteName>(['tags', 'ps', 'openai
 /** Model-management routes sent to every instance. */
 const FANNED_OUT: ReadonlySet<RouteName> = new Set<RouteName>(['pull', 'create', 'copy', 'delete'])
 
-const JSON_TYPE = 'application/json; charset=utf-8'
-const NDJSON_TYPE = 'application/x-ndjson'
 
 /** One instance's part in a fanned-out request, once its answer's headers arrived (or failed to). */
 type Sent =
@@ -239,7 +238,7 @@ export class ClusterViews {
     // Every instance failing alike (no such model in the registry, say) reads as Ollama's own.
     const alike = new Set(outcomes.map((o) => o.text)).size === 1
     ex.error = alike ? outcomes[0]!.text : failureMessage(op, outcomes)
-    res.end(JSON.stringify({ error: ex.error }) + '\n')
+    res.end(errorBody(ex.error, 'ollama', 200) + '\n')
   }
 
   async #readProgress(
@@ -380,11 +379,10 @@ export class ClusterViews {
   }
 
   #answer(ex: Exchange, status: number, contentType: string | undefined, body: string): void {
-    const headers: Record<string, string | number> = { 'content-length': Buffer.byteLength(body), 'x-request-id': ex.id }
+    const headers: Record<string, string | number> = { 'x-request-id': ex.id }
     if (contentType !== undefined) headers['content-type'] = contentType
-    ex.res.writeHead(status, headers)
     ex.firstByteAt = performance.now()
-    ex.res.end(ex.req.method === 'HEAD' ? undefined : body)
+    reply(ex.res, status, headers, body, { head: ex.req.method === 'HEAD' })
   }
 }
 

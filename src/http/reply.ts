@@ -5,7 +5,7 @@
  * "type"}}` on `/v1` routes, so clients parse them. Answers relayed from an instance are not
  * written here: they stream through proxy/upstream-attempt.ts.
  */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
 import { answerThenLinger } from '../limits/lingering-close.js'
 
 export const JSON_TYPE = 'application/json; charset=utf-8'
@@ -31,6 +31,25 @@ export function errorBody(message: string, dialect: Dialect, status: number): st
     return JSON.stringify({ error: { message, type, param: null, code: null } })
   }
   return JSON.stringify({ error: message })
+}
+
+/** The message of an error answer: Ollama's `{"error"}`, OpenAI's `{"error": {"message"}}`, or the text (gin's 404/405). */
+export function errorMessageOf(status: number, text: string): string {
+  try {
+    const value = JSON.parse(text) as unknown
+    if (value !== null && typeof value === 'object') {
+      const error = (value as Record<string, unknown>).error
+      if (typeof error === 'string') return error
+      if (error !== null && typeof error === 'object') {
+        const message = (error as Record<string, unknown>).message
+        if (typeof message === 'string') return message
+      }
+    }
+  } catch {
+    // not JSON: the text itself
+  }
+  const trimmed = text.trim()
+  return trimmed !== '' ? trimmed : `${status} ${(STATUS_CODES[status] ?? 'error').toLowerCase()}`
 }
 
 /**

@@ -8,7 +8,7 @@
  *   64 KiB) for RAG services, kept with the chunk layer's TTL.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { CACHE_LAYERS } from '../config/schema.js'
+import { CACHE_LAYERS } from '../config/cache-schema.js'
 import { CorralError } from '../shared/errors.js'
 import { BodyAborted, readBody } from '../http/request-body.js'
 import { JSON_TYPE, reply, replyJson } from '../http/reply.js'

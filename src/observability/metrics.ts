@@ -18,7 +18,7 @@ import { Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-clien
 import type { AttemptReport, Balancer } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
 import type { OllamaCache } from '../cache/ollama-cache.js'
-import { CACHE_LAYERS } from '../config/schema.js'
+import { CACHE_LAYERS } from '../config/cache-schema.js'
 import type { InstanceErrorKind } from '../shared/errors.js'
 import type { Exchange } from '../http/exchange.js'
 import type { AuthFailureReason, LimitName } from '../http/principal.js'

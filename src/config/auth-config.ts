@@ -4,7 +4,6 @@
  */
 import { createHash } from 'node:crypto'
 import type { ConfigFile } from './schema.js'
-import { HMAC_ALGORITHMS } from './auth-schema.js'
 import { parseDuration } from './units.js'
 
 /** Requests per minute and in flight at once; 0: unlimited. */
@@ -102,9 +101,4 @@ export function compileAuth(file: ConfigFile['auth']): AuthConfig {
     metricsOpen: file.metrics_open,
     limits,
   }
-}
-
-/** Whether an algorithm is verified with a shared secret. */
-export function isHmac(alg: string): boolean {
-  return HMAC_ALGORITHMS.has(alg)
 }

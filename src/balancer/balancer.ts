@@ -130,11 +130,6 @@ export class Balancer {
     return this.#instances.map((i) => i.ejections)
   }
 
-  /** Per instance (in `instances` order): health state changes of any kind. */
-  get stateChanges(): number[] {
-    return this.#instances.map((i) => i.stateChanges)
-  }
-
   /**
    * Applies a reloaded configuration at once (synchronously, so no request sees half of it).
    * Instances are matched by name: a new name is added; a missing one, or one whose url changed,

@@ -17,17 +17,16 @@ import type { Proxy } from './proxy/proxy.js'
 import type { Metrics } from './observability/metrics.js'
 import { answerMetrics } from './observability/metrics-server.js'
 import { logTarget } from './observability/log-target.js'
-import { pathnameOf } from './proxy/routes.js'
+import { pathnameOf } from './http/routes.js'
 import type { Authenticator } from './auth/authenticator.js'
-import { ANONYMOUS, type Principal } from './auth/principal.js'
-import { errorBody } from './proxy/errors.js'
+import { ANONYMOUS, type Principal } from './http/principal.js'
+import { JSON_TYPE, PLAIN_JSON_TYPE, dialectOf, errorBody, reply, replyError, replyJson } from './http/reply.js'
 import type { Logger } from './observability/logger.js'
 import type { ClientAddresses } from './limits/client-address.js'
 import type { ClientLimiter } from './limits/client-limiter.js'
 import { CONNECT_REFUSAL, refusalOf } from './limits/request-checks.js'
 import { normaliseTarget } from './limits/request-target.js'
 import { expectsContinue } from './limits/expect-continue.js'
-import { answerThenLinger } from './limits/lingering-close.js'
 
 export interface ServerParts {
   proxy: Proxy
@@ -53,7 +52,6 @@ export interface ServerParts {
 
 const OLLAMA_IS_RUNNING = 'Ollama is running'
 const RELOAD_PATH = '/api/admin/reload'
-const JSON_TYPE = 'application/json; charset=utf-8'
 /** Dropped connections are logged at most this often (a flood must not flood the log too). */
 const DROP_LOG_INTERVAL_MS = 10_000
 
@@ -123,10 +121,10 @@ export function createHttpServer(config: Config['server'], parts: ServerParts): 
     // a request for the instance (auth judges it as `/healthz` too).
     const own = withoutTrailingSlash(path)
     if (isRead && own === '/') return answer(res, req, 200, 'text/plain; charset=utf-8', OLLAMA_IS_RUNNING)
-    if (isRead && own === '/healthz') return answer(res, req, 200, 'application/json', '{"status":"ok"}')
+    if (isRead && own === '/healthz') return answer(res, req, 200, PLAIN_JSON_TYPE, '{"status":"ok"}')
     if (isRead && own === '/readyz') return void ready(req, res, parts.readiness)
     if (isRead && own === '/api/load-balancer-stats') {
-      return answer(res, req, 200, 'application/json; charset=utf-8', JSON.stringify(parts.loadBalancerStats()))
+      return answer(res, req, 200, JSON_TYPE, JSON.stringify(parts.loadBalancerStats()))
     }
     if (isRead && own === '/metrics' && parts.metrics !== undefined) return void answerMetrics(req, res, parts.metrics)
     if (own === RELOAD_PATH && parts.reload !== undefined) return answerReload(req, res, parts.reload)
@@ -161,19 +159,15 @@ function refuse(
   headers?: Readonly<Record<string, string>>,
   close = false,
 ): void {
-  const dialect = (req.url ?? '').startsWith('/v1/') ? 'openai' : 'ollama'
-  const body = errorBody(message, dialect, status)
   // A body left unread is not read to keep the connection; it is drained (bounded) before the
   // connection closes, so a client still sending reads the answer instead of a reset. A refused
   // framing (`close`) is not read any further: its bytes may be a smuggled request.
   const unreadBody = !req.complete && (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0')
-  const answerHeaders = { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }
-  const payload = req.method === 'HEAD' ? undefined : body
-  if (unreadBody && !close) answerThenLinger(req, res, status, answerHeaders, payload)
-  else {
-    res.writeHead(status, close ? { ...answerHeaders, connection: 'close' } : answerHeaders)
-    res.end(payload)
-  }
+  replyError(res, status, message, dialectOf(req.url ?? ''), { ...headers }, {
+    head: req.method === 'HEAD',
+    linger: unreadBody && !close ? req : undefined,
+    close,
+  })
   // As the proxy's request line, so refused requests show up in the same place (the target as sent, bounded).
   if (logger.isLevelEnabled('info')) {
     logger.info({ method: req.method, path: logTarget(req.url ?? '').slice(0, 200), status, err: message, peer: req.socket.remoteAddress }, 'refused')
@@ -186,8 +180,7 @@ function onConnect(_req: IncomingMessage, socket: Duplex): void {
 }
 
 function answer(res: ServerResponse, req: IncomingMessage, status: number, type: string, body: string): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) })
-  res.end(req.method === 'HEAD' ? undefined : body)
+  reply(res, status, { 'content-type': type }, body, { head: req.method === 'HEAD' })
 }
 
 /**
@@ -196,22 +189,22 @@ function answer(res: ServerResponse, req: IncomingMessage, status: number, type:
  */
 function answerReload(req: IncomingMessage, res: ServerResponse, reload: () => ReloadResult): void {
   if (req.method !== 'POST') {
-    res.setHeader('allow', 'POST')
-    return answer(res, req, 405, JSON_TYPE, JSON.stringify({ error: `method ${req.method ?? ''} not allowed on ${RELOAD_PATH}; use POST` }))
+    const message = `method ${req.method ?? ''} not allowed on ${RELOAD_PATH}; use POST`
+    return replyError(res, 405, message, 'ollama', { allow: 'POST' }, { head: req.method === 'HEAD' })
   }
   const result = reload()
   if (result.status === 'reloaded') {
     const body = { status: 'reloaded', changes: result.changes, restart_required: result.restartRequired }
-    return answer(res, req, 200, JSON_TYPE, JSON.stringify(body))
+    return replyJson(res, 200, body)
   }
-  answer(res, req, result.status === 'invalid' ? 422 : 409, JSON_TYPE, JSON.stringify({ error: result.error }))
+  replyError(res, result.status === 'invalid' ? 422 : 409, result.error, 'ollama')
 }
 
 async function ready(req: IncomingMessage, res: ServerResponse, readiness: Readiness): Promise<void> {
   const probes = await readiness.check()
   const ok = probes.some((p) => p.reachable)
   const body = JSON.stringify({ status: ok ? 'ready' : 'unavailable', instances: probes })
-  answer(res, req, ok ? 200 : 503, 'application/json', body)
+  answer(res, req, ok ? 200 : 503, PLAIN_JSON_TYPE, body)
 }
 
 /**
@@ -235,7 +228,7 @@ function onClientError(err: Error & { code?: string }, socket: Duplex): void {
 }
 
 function writeRawError(socket: Duplex, status: number, reason: string, message: string, extra = ''): void {
-  const body = JSON.stringify({ error: message })
+  const body = errorBody(message, 'ollama', status)
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
   )

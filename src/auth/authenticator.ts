@@ -12,20 +12,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import type { AuthConfig } from '../config/auth-config.js'
 import type { RedisConfig } from '../config/config.js'
-import { createRedisClient } from '../cache/redis-client.js'
-import { errorBody } from '../proxy/errors.js'
+import { createRedisClient } from '../redis/redis-client.js'
+import { dialectOf, replyError } from '../http/reply.js'
 import { JwtVerifier } from './jwt-verifier.js'
 import { KeyLabels } from './key-labels.js'
 import { KeyStore } from './key-store.js'
-import type { Admission, LimitName, Limiter } from './limiter.js'
+import type { Admission, Limiter } from './limiter.js'
 import { MemoryLimiter } from './memory-limiter.js'
-import { ANONYMOUS, type Principal } from './principal.js'
+import { ANONYMOUS, type AuthFailureReason, type LimitName, type Principal } from '../http/principal.js'
 import { RedisLimiter } from './redis-limiter.js'
 import { scopeOf } from './scope.js'
-import { answerThenLinger } from '../limits/lingering-close.js'
-
-/** Why a request was refused, as the `reason` label of `corral_auth_failures_total`. */
-export type AuthFailureReason = 'missing' | 'invalid' | 'expired' | 'forbidden'
 
 /** Where the authenticator reports (the metrics, when on). */
 export interface AuthMetricsSink {
@@ -211,13 +207,9 @@ export function bearerToken(header: string | undefined): string | undefined {
   return BEARER_RE.exec(header)?.[1]
 }
 
-function answer(req: IncomingMessage, res: ServerResponse, path: string, status: number, message: string, extra: Record<string, string>): void {
+function answer(req: IncomingMessage, res: ServerResponse, path: string, status: number, message: string, headers: Record<string, string>): void {
   if (res.headersSent || res.destroyed) return
-  const body = errorBody(message, path.startsWith('/v1/') ? 'openai' : 'ollama', status)
-  const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...extra }
   // A refused upload is not read to keep the connection; it is drained (bounded) before the
   // connection closes, so the client still sending reads the refusal instead of a reset.
-  if (!req.complete) return answerThenLinger(req, res, status, headers, body)
-  res.writeHead(status, headers)
-  res.end(body)
+  replyError(res, status, message, dialectOf(path), headers, req.complete ? undefined : { linger: req })
 }

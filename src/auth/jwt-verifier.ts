@@ -10,7 +10,7 @@ import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPaylo
 import type { JwtConfig, KeyLimits } from '../config/auth-config.js'
 import { JWT_NAME_PREFIX } from '../config/auth-schema.js'
 import type { KeyLabels } from './key-labels.js'
-import type { Principal } from './principal.js'
+import type { Principal } from '../http/principal.js'
 
 /** Why a token was refused: `expired` (exp passed) or `invalid` (anything else). */
 export type JwtFailure = { readonly reason: 'expired' | 'invalid'; readonly message: string }

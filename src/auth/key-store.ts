@@ -5,7 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { ApiKeyConfig } from '../config/auth-config.js'
-import type { Principal } from './principal.js'
+import type { Principal } from '../http/principal.js'
 
 interface StoredKey {
   readonly hash: Buffer

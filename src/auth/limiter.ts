@@ -1,7 +1,6 @@
 import type { KeyLimits } from '../config/auth-config.js'
+import type { LimitName } from '../http/principal.js'
 
-/** Which limit refused a request. */
-export type LimitName = 'rpm' | 'concurrency'
 
 /** A request let through: `release` frees its concurrency slot (idempotent; call it exactly when the response closes). */
 export interface Granted {

@@ -9,14 +9,14 @@
  */
 import type { Logger } from 'pino'
 import type { Config, InstanceConfig } from '../config/config.js'
-import { queueFull, queueTimeout, type InstanceErrorKind } from '../proxy/errors.js'
+import { queueFull, queueTimeout, type InstanceErrorKind } from '../shared/errors.js'
 import { ClassWaits } from './class-waits.js'
 import { FairQueue, type Waiter } from './fair-queue.js'
-import type { PriorityClass } from './priority-class.js'
+import type { PriorityClass } from '../config/priority-class.js'
 import type { HealthStateName } from './health-state.js'
 import { Instance, type InstanceRules, type PoolOptions, type WorkKind } from './instance.js'
 import { LoadScorePolicy } from './load-score.js'
-import { canonicalModel } from './model-name.js'
+import { canonicalModel } from '../shared/model-name.js'
 import { policies } from './policies.js'
 import { RoundRobinPolicy } from './round-robin.js'
 import { ELIGIBLE, FULL, type PickRequest, type SelectionPolicy } from './selection-policy.js'
@@ -146,11 +146,6 @@ export class Balancer {
   /** Per instance (in `instances` order): passive ejections. */
   get ejections(): number[] {
     return this.#instances.map((i) => i.ejections)
-  }
-
-  /** Per instance (in `instances` order): health state changes of any kind. */
-  get stateChanges(): number[] {
-    return this.#instances.map((i) => i.stateChanges)
   }
 
   /**

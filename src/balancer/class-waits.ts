@@ -1,4 +1,4 @@
-import type { PriorityClass } from './priority-class.js'
+import type { PriorityClass } from '../config/priority-class.js'
 
 /** What one priority class's requests waited in corral's queue, for `/api/load-balancer-stats`. */
 export interface ClassWaitStats {

@@ -12,7 +12,7 @@
  * enqueue (the queue is bounded by `max_queue`).
  */
 import type { Instance } from './instance.js'
-import type { PriorityClass } from './priority-class.js'
+import type { PriorityClass } from '../config/priority-class.js'
 
 export interface Waiter<R> {
   readonly request: R

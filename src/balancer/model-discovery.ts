@@ -8,7 +8,7 @@
 import type { Logger } from 'pino'
 import type { HealthConfig } from '../config/config.js'
 import type { Instance } from './instance.js'
-import { canonicalModel } from './model-name.js'
+import { canonicalModel } from '../shared/model-name.js'
 
 interface ModelEntry {
   name?: unknown

@@ -5,7 +5,7 @@
  * whose cache is off. The counters are corral's own, so traffic from other clients during the run
  * counts too.
  */
-import { CACHE_LAYERS } from '../config/schema.js'
+import { CACHE_LAYERS } from '../config/cache-schema.js'
 import type { CacheLayerName } from '../config/config.js'
 import type { TargetClient } from './target-client.js'
 

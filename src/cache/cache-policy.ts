@@ -4,7 +4,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import type { CacheConfig, CacheLayerName } from '../config/config.js'
-import type { RouteName } from '../proxy/routes.js'
+import type { RouteName } from '../http/routes.js'
 import type { KeyFamily } from './cache-key.js'
 
 /** A generation request the cache handles: looked up as a whole, stored as an answer record. */

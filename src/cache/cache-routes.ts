@@ -8,10 +8,11 @@
  *   64 KiB) for RAG services, kept with the chunk layer's TTL.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { CACHE_LAYERS } from '../config/schema.js'
-import { CorralError } from '../proxy/errors.js'
-import { BodyAborted, readBody } from '../proxy/request-body.js'
-import { canonicalModel } from '../balancer/model-name.js'
+import { CACHE_LAYERS } from '../config/cache-schema.js'
+import { CorralError } from '../shared/errors.js'
+import { BodyAborted, readBody } from '../http/request-body.js'
+import { JSON_TYPE, reply, replyJson } from '../http/reply.js'
+import { canonicalModel } from '../shared/model-name.js'
 import type { OllamaCache } from './ollama-cache.js'
 
 /** Largest chunk-metadata document, in bytes. */
@@ -95,8 +96,7 @@ export class CacheRoutes {
         }
         if (entry === undefined || entry.value[0] !== META_KIND) return answer(res, 404, { error: `chunk ${JSON.stringify(id)} not found` })
         const body = entry.value.subarray(1)
-        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length })
-        return void res.end(req.method === 'HEAD' ? undefined : body)
+        return reply(res, 200, { 'content-type': JSON_TYPE }, body, { head: req.method === 'HEAD' })
       }
       case 'DELETE': {
         if (!(await store.delete(key))) return answer(res, 404, { error: `chunk ${JSON.stringify(id)} not found` })
@@ -110,9 +110,5 @@ export class CacheRoutes {
 }
 
 function answer(res: ServerResponse, status: number, value: unknown, allow?: string, head = false): void {
-  const body = JSON.stringify(value)
-  const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }
-  if (allow !== undefined) headers.allow = allow
-  res.writeHead(status, headers)
-  res.end(head ? undefined : body)
+  replyJson(res, status, value, allow === undefined ? {} : { allow }, { head })
 }

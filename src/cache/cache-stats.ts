@@ -1,5 +1,5 @@
 import type { CacheConfig, CacheLayerName } from '../config/config.js'
-import { CACHE_LAYERS } from '../config/schema.js'
+import { CACHE_LAYERS } from '../config/cache-schema.js'
 import type { CacheStore } from './cache-store.js'
 
 /** Counters of one layer. */

@@ -5,7 +5,7 @@ import type { CacheStore } from './cache-store.js'
 import { KeySpace } from './cache-key.js'
 import { MemoryStore } from './memory-store.js'
 import { OllamaCache } from './ollama-cache.js'
-import { createRedisClient } from './redis-client.js'
+import { createRedisClient } from '../redis/redis-client.js'
 import { RedisStore } from './redis-store.js'
 import { TieredStore } from './tiered-store.js'
 

@@ -1,4 +1,4 @@
-import type { Exchange } from '../proxy/exchange.js'
+import type { Exchange } from '../http/exchange.js'
 
 /** Relays an exchange to an instance and its answer to the client. */
 export type Forward = (exchange: Exchange) => Promise<void>

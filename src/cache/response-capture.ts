@@ -1,4 +1,4 @@
-import type { ResponseTap } from '../proxy/exchange.js'
+import type { ResponseTap } from '../http/exchange.js'
 
 /** Receives a captured answer's events as they happen (single-flight followers streaming along). */
 export interface CaptureListener {

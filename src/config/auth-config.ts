@@ -4,9 +4,8 @@
  */
 import { createHash } from 'node:crypto'
 import type { ConfigFile } from './schema.js'
-import { HMAC_ALGORITHMS } from './auth-schema.js'
 import { parseDuration } from './units.js'
-import type { PriorityClass } from '../balancer/priority-class.js'
+import type { PriorityClass } from './priority-class.js'
 
 /** Requests per minute and in flight at once; 0: unlimited. */
 export interface KeyLimits {
@@ -109,9 +108,4 @@ export function compileAuth(file: ConfigFile['auth']): AuthConfig {
     metricsOpen: file.metrics_open,
     limits,
   }
-}
-
-/** Whether an algorithm is verified with a shared secret. */
-export function isHmac(alg: string): boolean {
-  return HMAC_ALGORITHMS.has(alg)
 }

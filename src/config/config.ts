@@ -2,10 +2,11 @@
  * The runtime configuration: validated, defaulted, with durations in ms and sizes in bytes, and
  * frozen. Nothing downstream re-checks it.
  */
-import type { LOG_LEVELS, ConfigFile, CACHE_LAYERS, INFERENCE_POLICIES } from './schema.js'
-import { parseHostPort } from './schema.js'
+import type { LOG_LEVELS, ConfigFile } from './schema.js'
+import type { CACHE_LAYERS, INFERENCE_POLICIES } from './cache-schema.js'
+import { parseHostPort } from './schema-fields.js'
 import { parseDuration, parseSize } from './units.js'
-import type { PolicyName } from '../balancer/policies.js'
+import type { PolicyName } from './policy-names.js'
 import { compileAuth, type AuthConfig } from './auth-config.js'
 
 export type { AuthConfig, ApiKeyConfig, JwtConfig, KeyLimits } from './auth-config.js'

@@ -4,7 +4,7 @@
  * holds a body to its declared Content-Length, which is checked before anything is sent.
  */
 import { Transform, type TransformCallback } from 'node:stream'
-import { bodyTooLarge } from '../proxy/errors.js'
+import { bodyTooLarge } from '../shared/errors.js'
 
 export class UploadLimit extends Transform {
   readonly #maxBytes: number

@@ -4,7 +4,7 @@
  */
 import type { Balancer } from '../balancer/balancer.js'
 import type { RequestWindow } from './request-window.js'
-import type { PriorityClass } from '../balancer/priority-class.js'
+import type { PriorityClass } from '../config/priority-class.js'
 
 const round = (v: number): number => Math.round(v * 10) / 10
 

@@ -3,11 +3,19 @@
  * nothing else, so Prometheus can scrape an address clients never reach.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { pathnameOf } from '../proxy/routes.js'
+import { pathnameOf } from '../http/routes.js'
 import type { Metrics } from './metrics.js'
-import type { Authenticator } from '../auth/authenticator.js'
+import { PLAIN_JSON_TYPE, reply, replyError } from '../http/reply.js'
+import type { Principal } from '../http/principal.js'
 
-export function createMetricsServer(metrics: Metrics, auth?: Authenticator): Server {
+/** What the metrics listener needs of the authenticator (auth sits above observability). */
+export interface MetricsGate {
+  readonly enabled: boolean
+  /** Resolves to the caller, or undefined once it has answered the refusal itself. */
+  admit(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<Principal | undefined>
+}
+
+export function createMetricsServer(metrics: Metrics, auth?: MetricsGate): Server {
   const server = createServer((req, res) => {
     const isRead = req.method === 'GET' || req.method === 'HEAD'
     if (isRead && pathnameOf(req.url ?? '/') === '/metrics') {
@@ -19,9 +27,7 @@ export function createMetricsServer(metrics: Metrics, auth?: Authenticator): Ser
       }
       return void answerMetrics(req, res, metrics)
     }
-    const body = JSON.stringify({ error: 'not found: this address serves GET /metrics only' })
-    res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
-    res.end(body)
+    replyError(res, 404, 'not found: this address serves GET /metrics only', 'ollama', { 'content-type': PLAIN_JSON_TYPE })
   })
   return server
 }
@@ -32,11 +38,8 @@ export async function answerMetrics(req: IncomingMessage, res: ServerResponse, m
   try {
     scraped = await metrics.scrape()
   } catch (err) {
-    const body = JSON.stringify({ error: `metrics collection failed: ${err instanceof Error ? err.message : String(err)}` })
-    res.writeHead(500, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
-    res.end(body)
-    return
+    const message = `metrics collection failed: ${err instanceof Error ? err.message : String(err)}`
+    return replyError(res, 500, message, 'ollama', { 'content-type': PLAIN_JSON_TYPE })
   }
-  res.writeHead(200, { 'content-type': scraped.contentType, 'content-length': Buffer.byteLength(scraped.body) })
-  res.end(req.method === 'HEAD' ? undefined : scraped.body)
+  reply(res, 200, { 'content-type': scraped.contentType }, scraped.body, { head: req.method === 'HEAD' })
 }

@@ -15,15 +15,15 @@
  * names (config, or the first 100 JWT names, then `other`).
  */
 import { Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-client'
-import type { AuthFailureReason } from '../auth/authenticator.js'
-import type { LimitName } from '../auth/limiter.js'
 import type { AttemptReport, Balancer } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
 import type { OllamaCache } from '../cache/ollama-cache.js'
-import { CACHE_LAYERS } from '../config/schema.js'
-import type { InstanceErrorKind } from '../proxy/errors.js'
-import type { Exchange } from '../proxy/exchange.js'
+import { CACHE_LAYERS } from '../config/cache-schema.js'
+import type { InstanceErrorKind } from '../shared/errors.js'
+import type { Exchange } from '../http/exchange.js'
+import type { AuthFailureReason, LimitName } from '../http/principal.js'
 import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './cell-metrics.js'
+import { registerInstanceGauges } from './instance-gauges.js'
 import type { LabelChildren } from './label-children.js'
 
 /** Request latencies span a cached answer (about 1 ms) to a long generation (10 min). */
@@ -162,65 +162,7 @@ export class Metrics {
       if (to === 'ejected') ejectionChildren.get(instance.name).inc()
     })
 
-    // Per-instance gauges are rebuilt at each scrape, so an instance a reload removed disappears.
-    new Gauge({
-      name: 'corral_instance_up',
-      help: '1 when the instance takes traffic (healthy or half-open), 0 when unhealthy or ejected.',
-      labelNames: ['instance'],
-      registers,
-      collect() {
-        const now = Date.now()
-        this.reset()
-        for (const instance of balancer.instances) {
-          const state = instance.health.state(now)
-          this.labels(instance.name).set(state === 'healthy' || state === 'half_open' ? 1 : 0)
-        }
-      },
-    })
-    new Gauge({
-      name: 'corral_instance_in_flight',
-      help: 'Requests an instance is working on now.',
-      labelNames: ['instance'],
-      registers,
-      collect() {
-        this.reset()
-        for (const instance of balancer.instances) this.labels(instance.name).set(instance.inFlight)
-      },
-    })
-    new Gauge({
-      name: 'corral_instance_learned_concurrency',
-      help: 'Requests of one kind of work (generation, embedding) the instance takes at once: the limit corral learned, or max_concurrency when set.',
-      labelNames: ['instance', 'work'],
-      registers,
-      collect() {
-        this.reset()
-        for (const instance of balancer.instances) {
-          this.labels(instance.name, 'generation').set(instance.slots('generation'))
-          this.labels(instance.name, 'embedding').set(instance.slots('embedding'))
-        }
-      },
-    })
-    new Gauge({
-      name: 'corral_instance_queue_depth',
-      help: 'Requests waiting in corral for a free instance slot.',
-      registers,
-      collect() {
-        this.set(balancer.queueDepth)
-      },
-    })
-    new Gauge({
-      name: 'corral_instance_score',
-      help: 'Predicted finish time of a new generation on the instance, in seconds (load-score policy only; lower is picked first).',
-      labelNames: ['instance'],
-      registers,
-      collect() {
-        this.reset()
-        for (const instance of balancer.instances) {
-          const ms = balancer.scoreOf(instance)
-          if (ms !== undefined) this.labels(instance.name).set(ms / 1000)
-        }
-      },
-    })
+    registerInstanceGauges(registers, balancer)
 
     if (cache !== undefined) this.#cacheMetrics(cache, registers)
 

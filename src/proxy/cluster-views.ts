@@ -4,18 +4,19 @@
  * management (`/api/pull`, `/api/create`, `/api/copy`, `/api/delete`) is sent to every candidate
  * instance, with one answer in Ollama's shape for all of them.
  */
-import { STATUS_CODES } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import type { Instance } from '../balancer/instance.js'
 import type { Config } from '../config/config.js'
-import { CorralError, attemptsFailed, busyFailure, upstreamFailure, type UpstreamFailure } from './errors.js'
-import type { Exchange } from './exchange.js'
+import { CorralError, attemptsFailed, busyFailure, upstreamFailure, type UpstreamFailure } from '../shared/errors.js'
+import type { Exchange } from '../http/exchange.js'
+import { JSON_TYPE, NDJSON_TYPE, errorBody, errorMessageOf, reply } from '../http/reply.js'
 import { upstreamRequestHeaders } from './headers.js'
-import { mergeModelLists, type ModelListKind } from './model-lists.js'
+import { combinedError, failureMessage, type Outcome } from './fan-out-outcome.js'
+import { listOf, mergeModelLists, type ModelListKind } from './model-lists.js'
 import { ProgressMerge } from './progress-merge.js'
-import type { Route, RouteName } from './routes.js'
+import type { Route, RouteName } from '../http/routes.js'
 
 export interface ClusterViewsDeps {
   /** The instances a fan-out or merged view covers right now: the healthy ones (all of them when none is healthy). */
@@ -31,8 +32,6 @@ const MERGED: ReadonlySet<RouteName> = new Set<RouteName>(['tags', 'ps', 'openai
 /** Model-management routes sent to every instance. */
 const FANNED_OUT: ReadonlySet<RouteName> = new Set<RouteName>(['pull', 'create', 'copy', 'delete'])
 
-const JSON_TYPE = 'application/json; charset=utf-8'
-const NDJSON_TYPE = 'application/x-ndjson'
 
 /** One instance's part in a fanned-out request, once its answer's headers arrived (or failed to). */
 type Sent =
@@ -46,20 +45,6 @@ interface ListFailure {
   /** The instance's own error message (or the transport error). */
   readonly message: string
   readonly failure: UpstreamFailure
-}
-
-/** How one instance's part of a model-management request ended. */
-interface Outcome {
-  readonly instance: Instance
-  /**
-   * The instance's HTTP status (500 for an error line in its stream); undefined when there is no
-   * answer to speak of (unreachable, or the answer broke off).
-   */
-  status: number | undefined
-  readonly contentType: string | undefined
-  ok: boolean
-  /** The answer's body when it succeeded (not streamed), else the error message. */
-  text: string
 }
 
 /**
@@ -145,7 +130,7 @@ export class ClusterViews {
       return { status: undefined, message: failure.message, failure }
     }
     if (status < 200 || status > 299) {
-      const message = errorMessage(status, text)
+      const message = errorMessageOf(status, text)
       const failure: UpstreamFailure =
         status === 503 ? busyFailure(message) : { kind: 'other', message: `${status} ${message}`, retryable: false }
       return { status, message, failure }
@@ -239,7 +224,7 @@ export class ClusterViews {
     // Every instance failing alike (no such model in the registry, say) reads as Ollama's own.
     const alike = new Set(outcomes.map((o) => o.text)).size === 1
     ex.error = alike ? outcomes[0]!.text : failureMessage(op, outcomes)
-    res.end(JSON.stringify({ error: ex.error }) + '\n')
+    res.end(errorBody(ex.error, 'ollama', 200) + '\n')
   }
 
   async #readProgress(
@@ -298,7 +283,7 @@ export class ClusterViews {
     try {
       const text = await s.reply.body.text()
       outcome.ok = status >= 200 && status <= 299
-      outcome.text = outcome.ok ? text : errorMessage(status, text)
+      outcome.text = outcome.ok ? text : errorMessageOf(status, text)
     } catch (err) {
       outcome.ok = false
       outcome.status = undefined
@@ -380,77 +365,11 @@ export class ClusterViews {
   }
 
   #answer(ex: Exchange, status: number, contentType: string | undefined, body: string): void {
-    const headers: Record<string, string | number> = { 'content-length': Buffer.byteLength(body), 'x-request-id': ex.id }
+    const headers: Record<string, string | number> = { 'x-request-id': ex.id }
     if (contentType !== undefined) headers['content-type'] = contentType
-    ex.res.writeHead(status, headers)
     ex.firstByteAt = performance.now()
-    ex.res.end(ex.req.method === 'HEAD' ? undefined : body)
+    reply(ex.res, status, headers, body, { head: ex.req.method === 'HEAD' })
   }
-}
-
-/** The model array in a list answer (`models` for Ollama's, `data` for OpenAI's). */
-function listOf(kind: ModelListKind, text: string): unknown[] | undefined {
-  try {
-    const value = JSON.parse(text) as unknown
-    if (value === null || typeof value !== 'object') return undefined
-    const list = (value as Record<string, unknown>)[kind === 'openai_models' ? 'data' : 'models']
-    // Ollama encodes an empty slice as [] but a nil one as null.
-    if (list === null) return []
-    return Array.isArray(list) ? list : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** The message of an error answer: Ollama's `{"error"}`, OpenAI's `{"error": {"message"}}`, or the text (gin's 404/405). */
-function errorMessage(status: number, text: string): string {
-  try {
-    const value = JSON.parse(text) as unknown
-    if (value !== null && typeof value === 'object') {
-      const error = (value as Record<string, unknown>).error
-      if (typeof error === 'string') return error
-      if (error !== null && typeof error === 'object') {
-        const message = (error as Record<string, unknown>).message
-        if (typeof message === 'string') return message
-      }
-    }
-  } catch {
-    // not JSON: the text itself
-  }
-  const trimmed = text.trim()
-  return trimmed !== '' ? trimmed : `${status} ${(STATUS_CODES[status] ?? 'error').toLowerCase()}`
-}
-
-/** `pull failed on b, c: <errors> (succeeded on a)`. */
-function failureMessage(op: RouteName, outcomes: readonly Outcome[]): string {
-  const failed = outcomes.filter((o) => !o.ok)
-  const succeeded = outcomes.filter((o) => o.ok)
-  const messages = new Set(failed.map((o) => o.text))
-  const detail = messages.size === 1 ? failed[0]!.text : failed.map((o) => `${o.instance.name}: ${o.text}`).join('; ')
-  const names = failed.map((o) => o.instance.name).join(', ')
-  const also = succeeded.length === 0 ? '' : ` (succeeded on ${succeeded.map((o) => o.instance.name).join(', ')})`
-  return `${op} failed on ${names}: ${detail}${also}`
-}
-
-/**
- * The error for a model-management request that failed somewhere. When every instance gave the
- * same error, it is answered as Ollama gave it (a delete of a model nobody has is Ollama's 404).
- * Otherwise: the one status the failed instances agree on when nothing succeeded (or, for pull
- * and create, when the others did), 502 when no instance could be reached, else 500 for a
- * partial failure; the message names every instance that failed and those that succeeded.
- */
-function combinedError(op: RouteName, outcomes: readonly Outcome[]): CorralError {
-  const failed = outcomes.filter((o) => !o.ok)
-  const statuses = new Set(failed.map((o) => o.status))
-  const agreed = statuses.size === 1 ? failed[0]!.status : undefined
-  const allFailed = failed.length === outcomes.length
-  if (allFailed && agreed !== undefined && new Set(failed.map((o) => o.text)).size === 1) {
-    return new CorralError('CORRAL_UPSTREAM_FAILED', agreed, failed[0]!.text)
-  }
-  let status = 500
-  if (agreed !== undefined && (allFailed || op === 'pull' || op === 'create')) status = agreed
-  else if (allFailed && failed.every((o) => o.status === undefined)) status = 502
-  return new CorralError('CORRAL_UPSTREAM_FAILED', status, failureMessage(op, outcomes))
 }
 
 /** An error caused by aborting the request ourselves (the client left). */

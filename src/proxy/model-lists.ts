@@ -3,7 +3,7 @@
  * `/api/tags` (local models), `/api/ps` (loaded models) and OpenAI's `/v1/models`. Pure functions:
  * the fan-out that collects the lists lives in `cluster-views.ts`.
  */
-import { canonicalModel } from '../balancer/model-name.js'
+import { canonicalModel } from '../shared/model-name.js'
 
 /** Which list is merged: they differ in the field that names a model and the one that orders them. */
 export type ModelListKind = 'tags' | 'ps' | 'openai_models'
@@ -66,4 +66,18 @@ export function mergeModelLists(kind: ModelListKind, lists: readonly (readonly u
   }
   // Array.prototype.sort is stable: equal times keep the order in which they were first seen.
   return [...chosen.values()].sort((a, b) => b.time - a.time).map((c) => c.entry)
+}
+
+/** The model array in a list answer (`models` for Ollama's, `data` for OpenAI's). */
+export function listOf(kind: ModelListKind, text: string): unknown[] | undefined {
+  try {
+    const value = JSON.parse(text) as unknown
+    if (value === null || typeof value !== 'object') return undefined
+    const list = (value as Record<string, unknown>)[kind === 'openai_models' ? 'data' : 'models']
+    // Ollama encodes an empty slice as [] but a nil one as null.
+    if (list === null) return []
+    return Array.isArray(list) ? list : undefined
+  } catch {
+    return undefined
+  }
 }

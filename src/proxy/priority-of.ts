@@ -4,9 +4,9 @@
  * `priority`, else by shape: an embedding batch of `bulk_batch_size` inputs or more is bulk
  * (ingestion), everything else interactive. Reads the parsed body; allocates nothing.
  */
-import { priorityClassNamed, type PriorityClass } from '../balancer/priority-class.js'
-import type { Principal } from '../auth/principal.js'
-import type { Route } from './routes.js'
+import { priorityClassNamed, type PriorityClass } from '../config/priority-class.js'
+import type { Principal } from '../http/principal.js'
+import type { Route } from '../http/routes.js'
 
 export const PRIORITY_HEADER = 'x-corral-priority'
 

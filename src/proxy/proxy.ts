@@ -13,22 +13,22 @@ import type { Instance } from '../balancer/instance.js'
 import type { RequestCache } from '../cache/request-cache.js'
 import type { Config } from '../config/config.js'
 import type { ClusterViews } from './cluster-views.js'
-import { CorralError, attemptsFailed, bodyTooLarge, errorBody, noInstance, type UpstreamFailure } from './errors.js'
-import { Exchange } from './exchange.js'
+import { CorralError, attemptsFailed, bodyTooLarge, noInstance, type UpstreamFailure } from '../shared/errors.js'
+import { replyError } from '../http/reply.js'
+import { Exchange } from '../http/exchange.js'
 import { acceptedRequestId, newRequestId, upstreamRequestHeaders } from './headers.js'
 import { UpstreamAttempt } from './upstream-attempt.js'
 import { PRIORITY_HEADER, priorityOf } from './priority-of.js'
-import { BodyAborted, parseFields, readBody } from './request-body.js'
-import { routeFor } from './routes.js'
+import { BodyAborted, parseFields, readBody } from '../http/request-body.js'
+import { routeFor } from '../http/routes.js'
 import { ClientAddresses } from '../limits/client-address.js'
 import { UploadLimit } from '../limits/upload-limit.js'
 import { expectsContinue } from '../limits/expect-continue.js'
-import { answerThenLinger } from '../limits/lingering-close.js'
-import { canonicalModel } from '../balancer/model-name.js'
+import { canonicalModel } from '../shared/model-name.js'
 import type { RequestWindow } from '../observability/request-window.js'
 import type { Metrics } from '../observability/metrics.js'
 import { logTarget } from '../observability/log-target.js'
-import { ANONYMOUS, type Principal } from '../auth/principal.js'
+import { ANONYMOUS, type Principal } from '../http/principal.js'
 
 export interface ProxyDeps {
   balancer: Balancer
@@ -238,19 +238,12 @@ export class Proxy {
       res.destroy()
       return
     }
-    const body = errorBody(error.message, ex.route.dialect, error.status)
-    const headers: Record<string, string | number> = {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(body),
-      'x-request-id': ex.id,
-    }
+    const headers: Record<string, string | number> = { 'x-request-id': ex.id }
     if (error.retryAfterSeconds !== undefined) headers['retry-after'] = error.retryAfterSeconds
     // A body not read to its end (oversized, or an upload that never reached an instance): the
     // connection closes after answering, once the rest is drained (bounded), so the client still
     // sending reads the answer instead of a reset.
-    if (!ex.req.complete) return answerThenLinger(ex.req, res, error.status, headers, body)
-    res.writeHead(error.status, headers)
-    res.end(body)
+    replyError(res, error.status, error.message, ex.route.dialect, headers, ex.req.complete ? undefined : { linger: ex.req })
   }
 
   #log(ex: Exchange): void {

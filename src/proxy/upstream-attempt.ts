@@ -7,8 +7,9 @@ import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { AttemptReport } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
-import { CorralError, errorBody, statusFailure, upstreamFailure, type InstanceErrorKind, type UpstreamFailure } from './errors.js'
-import type { Exchange } from './exchange.js'
+import { CorralError, statusFailure, upstreamFailure, type InstanceErrorKind, type UpstreamFailure } from '../shared/errors.js'
+import type { Exchange } from '../http/exchange.js'
+import { brokenStreamTail } from '../http/reply.js'
 import { clientResponseHeaders } from './headers.js'
 
 /** Error bodies are short; more than this is not kept for the final answer. */
@@ -206,13 +207,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, AttemptRepor
     if (!this.#relaying) return this.#finish(undefined)
     const { res } = ex
     res.off('drain', this.#onDrain)
-    if (this.#streamKind === 'ndjson') {
-      res.end(`${this.#lastByte === NEWLINE ? '' : '\n'}${errorBody(message, 'ollama', 502)}\n`)
-    } else if (this.#streamKind === 'sse') {
-      res.end(`${this.#lastByte === NEWLINE ? '' : '\n\n'}data: ${errorBody(message, 'openai', 502)}\n\n`)
-    } else {
-      res.destroy()
-    }
+    if (this.#streamKind === 'other') res.destroy()
+    else res.end(brokenStreamTail(this.#streamKind, message, this.#lastByte))
     this.#finish(undefined)
   }
 

@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import { Balancer, type AttemptReport, type BalancedRequest } from '../../src/balancer/balancer.js'
 import type { Instance } from '../../src/balancer/instance.js'
 import { configFromObject } from '../../src/config/load-config.js'
-import { CorralError } from '../../src/proxy/errors.js'
+import { CorralError } from '../../src/shared/errors.js'
 import { createLogger } from '../../src/observability/logger.js'
 
 function balancer(t: Test, raw: Record<string, unknown> = {}, count = 2): Balancer {

@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap'
 import { Balancer, type AttemptReport, type BalancedRequest } from '../../src/balancer/balancer.js'
 import type { Instance } from '../../src/balancer/instance.js'
-import type { PriorityClass } from '../../src/balancer/priority-class.js'
+import type { PriorityClass } from '../../src/config/priority-class.js'
 import { configFromObject } from '../../src/config/load-config.js'
 import { createLogger } from '../../src/observability/logger.js'
 

@@ -1,7 +1,7 @@
 /** Cache keys: pure functions, no network. */
 import t from 'tap'
 import { canonicalJson, itemKey, KeySpace, requestBasis, requestKey } from '../../src/cache/cache-key.js'
-import { canonicalModel } from '../../src/balancer/model-name.js'
+import { canonicalModel } from '../../src/shared/model-name.js'
 
 const key = (body: Record<string, unknown>, digest?: string): string =>
   requestKey(requestBasis('generate', canonicalModel(String(body.model)), digest, body))

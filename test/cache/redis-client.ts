@@ -1,7 +1,7 @@
 /** The ioredis client for each configured mode, built to fail fast (no network needed). */
 import t from 'tap'
 import { Cluster, Redis } from 'ioredis'
-import { createRedisClient } from '../../src/cache/redis-client.js'
+import { createRedisClient } from '../../src/redis/redis-client.js'
 import { configFromObject } from '../../src/config/load-config.js'
 
 const build = (redis: Record<string, unknown>): Redis | Cluster => {

@@ -5,7 +5,7 @@
  * heals are fine), the data the failed master held is still there, and caching resumes.
  */
 import t from 'tap'
-import { createRedisClient } from '../../src/cache/redis-client.js'
+import { createRedisClient } from '../../src/redis/redis-client.js'
 import { RedisStore } from '../../src/cache/redis-store.js'
 import { configFromObject } from '../../src/config/load-config.js'
 import { createLogger } from '../../src/observability/logger.js'

@@ -5,7 +5,7 @@
  * fails (misses while it heals are fine), the cached data survives, and caching resumes.
  */
 import t from 'tap'
-import { createRedisClient } from '../../src/cache/redis-client.js'
+import { createRedisClient } from '../../src/redis/redis-client.js'
 import { RedisStore } from '../../src/cache/redis-store.js'
 import { configFromObject } from '../../src/config/load-config.js'
 import { createLogger } from '../../src/observability/logger.js'

@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { KeySpace } from '../../src/cache/cache-key.js'
-import { createRedisClient } from '../../src/cache/redis-client.js'
+import { createRedisClient } from '../../src/redis/redis-client.js'
 import { RedisStore } from '../../src/cache/redis-store.js'
 import { ReplicaFlight } from '../../src/cache/replica-flight.js'
 import { configFromObject } from '../../src/config/load-config.js'

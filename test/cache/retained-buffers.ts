@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { MemoryStore } from '../../src/cache/memory-store.js'
-import { createRedisClient } from '../../src/cache/redis-client.js'
+import { createRedisClient } from '../../src/redis/redis-client.js'
 import { RedisStore } from '../../src/cache/redis-store.js'
 import { TieredStore } from '../../src/cache/tiered-store.js'
 import { configFromObject } from '../../src/config/load-config.js'

@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { expectsContinue } from '../limits/expect-continue.js'
 import { precheckJson } from '../limits/json-precheck.js'
-import { badRequest, bodyTooLarge } from './errors.js'
+import { badRequest, bodyTooLarge } from '../shared/errors.js'
 
 const EMPTY = Buffer.alloc(0)
 

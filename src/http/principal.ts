@@ -1,5 +1,5 @@
 import type { KeyLimits } from '../config/auth-config.js'
-import type { PriorityClass } from '../balancer/priority-class.js'
+import type { PriorityClass } from '../config/priority-class.js'
 
 /** Who a request comes from, once its key or token was accepted. */
 export interface Principal {
@@ -22,6 +22,12 @@ export interface Principal {
   /** Share of the fleet against other principals waiting in the same class (a key's `weight`). */
   readonly weight: number
 }
+
+/** Why a request was refused, as the `reason` label of `corral_auth_failures_total`. */
+export type AuthFailureReason = 'missing' | 'invalid' | 'expired' | 'forbidden'
+
+/** Which per-key limit refused a request, as the `limit` label of `corral_rate_limited_total`. */
+export type LimitName = 'rpm' | 'concurrency'
 
 /** The principal of every request while auth is off (and of open routes). */
 export const ANONYMOUS: Principal = Object.freeze({

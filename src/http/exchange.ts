@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BalancedRequest } from '../balancer/balancer.js'
 import type { Instance, WorkKind } from '../balancer/instance.js'
-import type { PriorityClass } from '../balancer/priority-class.js'
+import type { PriorityClass } from '../config/priority-class.js'
 import type { Route } from './routes.js'
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Every error corral produces itself, and every transport error from an instance, mapped in one
- * place to a stable code, an HTTP status and a message. Bodies keep Ollama's `{"error": "..."}`
- * shape (OpenAI's `{"error": {"message", "type"}}` on `/v1` routes) so clients parse them.
+ * place to a stable code, an HTTP status and a message. http/reply.ts writes them in Ollama's
+ * `{"error": "..."}` shape (OpenAI's `{"error": {"message", "type"}}` on `/v1` routes).
  */
 
 export type ErrorCode =
@@ -181,13 +181,4 @@ export function queueTimeout(waitedMs: number): CorralError {
     `server busy, please try again: no instance slot became free within ${Math.round(waitedMs / 1000)}s`,
     5,
   )
-}
-
-/** Serialises an error message in the dialect of the route. */
-export function errorBody(message: string, dialect: 'ollama' | 'openai', status: number): string {
-  if (dialect === 'openai') {
-    const type = status === 404 ? 'not_found_error' : status < 500 ? 'invalid_request_error' : 'api_error'
-    return JSON.stringify({ error: { message, type, param: null, code: null } })
-  }
-  return JSON.stringify({ error: message })
 }

@@ -6,6 +6,7 @@
 
 import type { WorkKind } from '../balancer/instance.js'
 import type { BodyKind } from '../config/config.js'
+import type { Dialect } from './reply.js'
 
 export type RouteName =
   | 'generate'
@@ -35,7 +36,7 @@ export interface Route {
   /** The model work the route runs (timed and capped per instance), or undefined for none. */
   readonly work: WorkKind | undefined
   /** Error bodies corral writes for this route: Ollama's `{"error": "..."}` or OpenAI's. */
-  readonly dialect: 'ollama' | 'openai'
+  readonly dialect: Dialect
   /** The JSON body is parsed so corral can read `model` and friends (and reject bad types). */
   readonly readsJson: boolean
   /**

@@ -33,8 +33,8 @@ export async function answerCompletion(ctx: FakeContext, ex: FakeExchange, kind:
   // Ollama answers load/unload with one JSON object even when stream is true (c.JSON in routes.go).
   const loadOnly = !openai && (chatLike ? messages.length === 0 : input === '')
   const loadReply = (doneReason: 'load' | 'unload'): object => kind === 'chat'
-    ? { model: name, created_at: new Date().toISOString(), message: { role: 'assistant', content: '' }, done_reason: doneReason, done: true }
-    : { model: name, created_at: new Date().toISOString(), response: '', done: true, done_reason: doneReason }
+    ? { model: name, created_at: ctx.clock.createdAt(), message: { role: 'assistant', content: '' }, done_reason: doneReason, done: true }
+    : { model: name, created_at: ctx.clock.createdAt(), response: '', done: true, done_reason: doneReason }
   if (loadOnly && keepAliveMs(body.keep_alive) === 0) {
     ctx.catalog.unload(m)
     return ex.sendJSON(200, loadReply('unload'))
@@ -55,27 +55,29 @@ export async function answerCompletion(ctx: FakeContext, ex: FakeExchange, kind:
       const streamOptions = isRecord(body.stream_options) ? body.stream_options : {}
       await answerOpenAI(ctx, ex, kind, name, answer, body.stream === true, streamOptions.include_usage === true)
     } else {
-      await answerOllama(ex, kind, name, answer, body.stream !== false)
+      await answerOllama(ctx, ex, kind, name, answer, body.stream !== false)
     }
   })
 }
 
 /** Ollama's NDJSON chunks (or one object for stream:false), ending with the done chunk and its metrics. */
-async function answerOllama(ex: FakeExchange, kind: CompletionKind, model: string, answer: Answer, stream: boolean): Promise<void> {
+async function answerOllama(ctx: FakeContext, ex: FakeExchange, kind: CompletionKind, model: string, answer: Answer, stream: boolean): Promise<void> {
   const evalStartNs = process.hrtime.bigint()
+  const promptNs = ex.promptDelayMs > 0 ? Math.round(ex.promptDelayMs * 1e6) : answer.promptTokens * 120_000
+  const evalNs = Math.round(answer.tokens.length * ex.tokenDelayMs * 1e6)
   const chunk = (content: string, done: boolean): object => kind === 'chat'
-    ? { model, created_at: new Date().toISOString(), message: { role: 'assistant', content }, done }
-    : { model, created_at: new Date().toISOString(), response: content, done }
+    ? { model, created_at: ctx.clock.createdAt(), message: { role: 'assistant', content }, done }
+    : { model, created_at: ctx.clock.createdAt(), response: content, done }
   const final = (content: string): object => ({
     ...chunk(content, true),
     done_reason: answer.doneReason,
     ...(kind === 'generate' ? { context: answer.context } : {}),
-    total_duration: Number(process.hrtime.bigint() - ex.startedNs),
-    load_duration: Number(ex.slotNs - ex.startedNs),
+    total_duration: ctx.clock.duration(process.hrtime.bigint() - ex.startedNs, promptNs + evalNs),
+    load_duration: ctx.clock.duration(ex.slotNs - ex.startedNs, 0),
     prompt_eval_count: answer.promptTokens,
-    prompt_eval_duration: ex.promptDelayMs > 0 ? Math.round(ex.promptDelayMs * 1e6) : answer.promptTokens * 120_000,
+    prompt_eval_duration: promptNs,
     eval_count: answer.tokens.length,
-    eval_duration: Number(process.hrtime.bigint() - evalStartNs),
+    eval_duration: ctx.clock.duration(process.hrtime.bigint() - evalStartNs, evalNs),
   })
   if (!stream) {
     await ex.pace(answer.tokens.length)
@@ -99,7 +101,7 @@ async function answerOpenAI(
   const { promptTokens, tokens } = answer
   const usage = { prompt_tokens: promptTokens, completion_tokens: tokens.length, total_tokens: promptTokens + tokens.length }
   const object = (type: string, choices: object[], extra: object = {}): object =>
-    ({ id, object: type, created: Math.floor(Date.now() / 1000), model, system_fingerprint: 'fp_ollama', choices, ...extra })
+    ({ id, object: type, created: ctx.clock.unixSeconds(), model, system_fingerprint: 'fp_ollama', choices, ...extra })
   if (!stream) {
     await ex.pace(answer.tokens.length)
     const text = answer.tokens.join('')

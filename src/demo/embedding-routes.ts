@@ -37,7 +37,7 @@ export async function answerEmbed(ctx: FakeContext, ex: FakeExchange, kind: Embe
     if (inputs.length === 0) return ex.sendJSON(200, kind === 'embed' ? { model: name, embeddings: [] } : { embedding: [] })
     await ex.embedCost(inputs.length)
     const dims = typeof body.dimensions === 'number' ? body.dimensions : 0
-    if (ctx.pool !== undefined && kind !== 'openai' && dims === 0) return sendPooled(ctx.pool, ex, kind, m, name, inputs)
+    if (ctx.pool !== undefined && kind !== 'openai' && dims === 0) return sendPooled(ctx, ctx.pool, ex, kind, m, name, inputs)
     if (kind === 'embeddings') return ex.sendJSON(200, { embedding: rawEmbedding(m, inputs[0] ?? '') })
     const vectors = inputs.map((text) => embedding(m, text, dims))
     const promptTokens = inputs.reduce((n, text) => n + countTokens(text), 0)
@@ -45,7 +45,9 @@ export async function answerEmbed(ctx: FakeContext, ex: FakeExchange, kind: Embe
       const now = process.hrtime.bigint()
       return ex.sendJSON(200, {
         model: name, embeddings: vectors.map((v) => v.map(float32Shortest)),
-        total_duration: Number(now - ex.startedNs), load_duration: Number(ex.slotNs - ex.startedNs), prompt_eval_count: promptTokens,
+        total_duration: ctx.clock.duration(now - ex.startedNs, ex.embedNominalNs(inputs.length)),
+        load_duration: ctx.clock.duration(ex.slotNs - ex.startedNs, 0),
+        prompt_eval_count: promptTokens,
       })
     }
     const base64 = str(body.encoding_format).toLowerCase() === 'base64'
@@ -65,7 +67,7 @@ export async function answerEmbed(ctx: FakeContext, ex: FakeExchange, kind: Embe
 const COMMA = Buffer.from(',')
 
 /** The same answer from the pool's rendered vectors, written as parts: no vector is rendered per request. */
-function sendPooled(pool: EmbeddingPool, ex: FakeExchange, kind: 'embed' | 'embeddings', m: ModelEntry, name: string, inputs: readonly string[]): void {
+function sendPooled(ctx: FakeContext, pool: EmbeddingPool, ex: FakeExchange, kind: 'embed' | 'embeddings', m: ModelEntry, name: string, inputs: readonly string[]): void {
   if (kind === 'embeddings') {
     return ex.send(200, JSON_TYPE, [Buffer.from('{"embedding":'), pool.text(m, inputs[0] ?? '', false), Buffer.from('}')])
   }
@@ -77,6 +79,8 @@ function sendPooled(pool: EmbeddingPool, ex: FakeExchange, kind: 'embed' | 'embe
     promptTokens += countTokens(text)
   })
   const now = process.hrtime.bigint()
-  parts.push(Buffer.from(`],"total_duration":${now - ex.startedNs},"load_duration":${ex.slotNs - ex.startedNs},"prompt_eval_count":${promptTokens}}`))
+  const total = ctx.clock.duration(now - ex.startedNs, ex.embedNominalNs(inputs.length))
+  const load = ctx.clock.duration(ex.slotNs - ex.startedNs, 0)
+  parts.push(Buffer.from(`],"total_duration":${total},"load_duration":${load},"prompt_eval_count":${promptTokens}}`))
   ex.send(200, JSON_TYPE, parts)
 }

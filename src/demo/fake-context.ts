@@ -3,6 +3,7 @@
  * Handlers are plain functions of (context, exchange), so each family of routes lives in its own
  * file and the server only owns sockets, recording and lifecycle.
  */
+import type { AnswerClock } from './answer-clock.js'
 import type { EmbeddingPool } from './embedding-pool.js'
 import type { ModelCatalog } from './model-catalog.js'
 import type { SlotQueue } from './slot-queue.js'
@@ -16,6 +17,8 @@ export interface FakeContext {
   readonly version: string
   /** Precomputed vectors, when embeddings must be cheap. */
   readonly pool: EmbeddingPool | undefined
+  /** Times in answers: measured, or frozen for byte-identical answers. */
+  readonly clock: AnswerClock
   /** A fresh number for OpenAI ids (`chatcmpl-N`). */
   nextId(): number
 }

@@ -131,6 +131,8 @@ export class FakeExchange {
 
   /** The time `n` tokens take; rejects as soon as the client leaves. */
   pace(n = 1): Promise<void> {
+    // No timer at zero cost: a timer is at least 1 ms, which a benchmark's stand-in cannot afford.
+    if (this.tokenDelayMs <= 0) return this.signal.aborted ? Promise.reject(new Gone()) : Promise.resolve()
     return delay(this.tokenDelayMs * n, undefined, { signal: this.signal })
   }
 
@@ -142,7 +144,13 @@ export class FakeExchange {
   /** The time embedding `inputs` texts takes; rejects as soon as the client leaves. */
   embedCost(inputs: number): Promise<void> {
     if (this.embedDelayMs === undefined) return this.pace()
+    if (this.embedDelayMs <= 0) return this.signal.aborted ? Promise.reject(new Gone()) : Promise.resolve()
     return delay(this.embedDelayMs * inputs, undefined, { signal: this.signal })
+  }
+
+  /** What embedding `inputs` texts takes by the time model, in ns (for frozen timings). */
+  embedNominalNs(inputs: number): number {
+    return Math.round((this.embedDelayMs === undefined ? this.tokenDelayMs : this.embedDelayMs * inputs) * 1e6)
   }
 
   /** Destroy the connection on purpose: 'reset' sends a TCP RST, 'close' a FIN after pending writes. */

@@ -57,6 +57,11 @@ export interface FakeOllamaOptions {
    * measures the proxy, not the fake. Default 0: every vector is computed.
    */
   embeddingPool?: number
+  /**
+   * Answers carry a fixed `created_at` and the time model's nominal durations instead of measured
+   * ones, so equal requests get byte-identical answers (benchmarks compare bytes). Default false.
+   */
+  frozenTimings?: boolean
   /** Extra headers on every answer (e.g. `X-Instance`, to tell instances apart). Default none. */
   headers?: Readonly<Record<string, string>>
   /**

@@ -16,6 +16,7 @@
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import { FROZEN_CLOCK, REAL_CLOCK } from './answer-clock.js'
 import { EmbeddingPool } from './embedding-pool.js'
 import type { FakeContext } from './fake-context.js'
 import { FakeExchange, Gone } from './fake-exchange.js'
@@ -86,6 +87,7 @@ class FakeOllamaServer implements FakeOllama {
     const pool = (opts.embeddingPool ?? 0) > 0 ? new EmbeddingPool(opts.embeddingPool ?? 0) : undefined
     this.#ctx = {
       catalog: this.#catalog, slots: this.#slots, tokens: opts.tokens ?? 8, version: opts.version ?? '0.12.6', pool,
+      clock: opts.frozenTimings === true ? FROZEN_CLOCK : REAL_CLOCK,
       nextId: () => ++this.#nextId,
     }
     // Go's http.Server, as Ollama runs it, has no idle or request timeouts; Node's defaults (5s

@@ -75,3 +75,16 @@ t.test('headers go on every answer; recordRequests:false counts without keeping'
   t.equal(fake.count('/api/generate'), 1)
   t.same(seen, ['/api/generate', '/api/nothing'])
 })
+
+t.test('frozenTimings: equal requests get byte-identical answers, with nominal durations', async (t) => {
+  const fake = await start(t, { frozenTimings: true, tokenDelayMs: 1, tokens: 4 })
+  const generate = { model: 'llama3.2', prompt: 'why is the sky blue?', stream: false }
+  const a = await post(fake, '/api/generate', generate)
+  const b = await post(fake, '/api/generate', generate)
+  t.equal(a.text, b.text)
+  const body = JSON.parse(a.text) as { created_at: string; eval_duration: number }
+  t.equal(body.created_at, '2026-01-15T10:21:09.538216Z')
+  t.equal(body.eval_duration, 4_000_000, 'four tokens of 1 ms')
+  const embed = { model: 'nomic-embed-text', input: ['one', 'two'] }
+  t.equal((await post(fake, '/api/embed', embed)).text, (await post(fake, '/api/embed', embed)).text)
+})

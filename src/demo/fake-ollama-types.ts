@@ -71,9 +71,17 @@ export interface FakeOllamaOptions {
   recordRequests?: boolean
   /** Called with every client request once its body is read (background probes excepted). */
   onRequest?: (request: RecordedRequest) => void
+  /**
+   * Called when the answer to a request given to `onRequest` ends: sent completely, closed early by
+   * the client, or killed by the fake itself (stop(), a scripted fault).
+   */
+  onResponse?: (request: RecordedRequest, outcome: ResponseOutcome) => void
   /** Default deadline of {@link FakeOllama.waitUntil} and the waits built on it, in ms. Default 10 000. */
   waitTimeoutMs?: number
 }
+
+/** How an answer ended; see {@link FakeOllamaOptions.onResponse}. */
+export type ResponseOutcome = 'completed' | 'closed-early' | 'killed'
 
 /** Options of one {@link FakeOllama.waitUntil}. */
 export interface WaitOptions {

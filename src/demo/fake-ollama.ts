@@ -190,11 +190,15 @@ class FakeOllamaServer implements FakeOllama {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const aborter = new AbortController()
+    /** Given to onRequest, so onResponse is owed. */
+    let reported = false
     this.#inFlight++
     res.once('close', () => {
       this.#inFlight--
-      if (res.writableFinished) this.#completed++
-      else if (!this.#killed.has(req.socket)) this.#closedEarly++
+      const outcome = res.writableFinished ? 'completed' : this.#killed.has(req.socket) ? 'killed' : 'closed-early'
+      if (outcome === 'completed') this.#completed++
+      else if (outcome === 'closed-early') this.#closedEarly++
+      if (reported) this.#opts.onResponse?.(record, outcome)
       aborter.abort()
       this.#changed()
     })
@@ -230,6 +234,7 @@ class FakeOllamaServer implements FakeOllama {
         this.#total++
         this.#counts.set(pathname, (this.#counts.get(pathname) ?? 0) + 1)
         this.#opts.onRequest?.(record)
+        reported = true
       }
       this.#changed()
       if (behaviour !== undefined && (await applyBehaviour(ex, behaviour))) return

@@ -44,7 +44,7 @@ command -v taskset >/dev/null || need_pkgs+=(util-linux)
 . "$ROOT/bench/lib.sh"
 install_packages ${need_pkgs[@]+"${need_pkgs[@]}"}
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
-[ -f "$ROOT/dist/cli.js" ] || (cd "$ROOT" && npm run build --silent) || die "build failed"
+[ -f "$ROOT/dist/demo/run-demo.js" ] || (cd "$ROOT" && npm run build --silent) || die "build failed"
 
 TMP="$(mktemp -d /tmp/corral-ingest-bench.XXXXXX)"
 chmod 755 "$TMP"

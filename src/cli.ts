@@ -1,6 +1,7 @@
 /**
  * The `corral` command: `corral [serve]` runs the proxy, `corral check-config` validates a
- * configuration, `corral bench` load-tests a deployment. Invalid configuration (or bench options)
+ * configuration, `corral bench` load-tests a deployment, `corral demo` runs a simulated Ollama
+ * fleet with corral in front (no GPU needed). Invalid configuration (or bench options)
  * is reported as one line per problem, never a stack trace, with exit status 2.
  */
 import { readFileSync } from 'node:fs'
@@ -8,6 +9,7 @@ import { Command, Option } from 'commander'
 import { stringify } from 'yaml'
 import { BENCH_DEFAULTS, BenchUsageError, parseBenchOptions, WORKLOADS, type RawBenchOptions } from './bench/bench-options.js'
 import { runBench } from './bench/run-bench.js'
+import { DEMO_DEFAULTS, DemoUsageError, parseDemoOptions, type RawDemoOptions } from './demo/demo-options.js'
 import { ConfigError, loadConfig, type ConfigFlags } from './config/load-config.js'
 import { ConfigWatcher } from './config/config-watcher.js'
 import { maskSecrets } from './config/mask-secrets.js'
@@ -22,6 +24,7 @@ Examples:
   $ corral                                   # 127.0.0.1:11435 -> $OLLAMA_HOST or http://127.0.0.1:11434
   $ corral --config config/corral.yaml
   $ corral --listen 0.0.0.0:11434 --instances http://gpu1:11434,http://gpu2:11434
+  $ corral demo                              # try it without a GPU: simulated instances, corral in front
   $ corral check-config config/corral.yaml   # print the effective config, or every problem
   $ corral bench --url http://127.0.0.1:11435 --duration 30s --p95-max 2s
   $ corral --config corral.yaml --watch      # apply edits to corral.yaml as they are saved
@@ -139,6 +142,26 @@ async function bench(raw: RawBenchOptions): Promise<void> {
   }
 }
 
+async function demo(raw: RawDemoOptions): Promise<void> {
+  let options
+  try {
+    options = parseDemoOptions(raw)
+  } catch (err) {
+    if (!(err instanceof DemoUsageError)) throw err
+    for (const line of err.message.split('\n')) process.stderr.write(`corral demo: ${line}\n`)
+    process.exit(EXIT_INVALID_CONFIG)
+  }
+  // Loaded here: the other commands start faster without the fake fleet.
+  const { runDemo } = await import('./demo/run-demo.js')
+  process.exit(await runDemo(options, { stdout: process.stdout, stderr: process.stderr, signals: process }))
+}
+
+const DEMO_EXAMPLES = `
+Examples:
+  $ corral demo                                   # 3 instances (the last 3x slower), corral on 127.0.0.1:11435
+  $ corral demo --instances 5 --token-ms 10 --port 8080
+  $ corral demo --fleet-only --instances gpu1:1,gpu2:1,old:3 --json   # just the fleet, for benchmarks`
+
 export function buildProgram(): Command {
   const program = new Command('corral')
     .description('A load-balancing, caching reverse proxy that speaks the Ollama API.')
@@ -195,6 +218,29 @@ export function buildProgram(): Command {
     .showHelpAfterError('(corral bench --help lists the options)')
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_INVALID_CONFIG))
     .action((options: RawBenchOptions) => bench(options))
+
+  program
+    .command('demo')
+    .description('run simulated Ollama instances with corral in front, and print what to curl (no GPU needed)')
+    .option('-p, --port <port>', `corral's port on 127.0.0.1`, String(DEMO_DEFAULTS.port))
+    .option('-n, --instances <n|list>', 'how many instances (the last one 3x slower), or name:speed,... (speed 2 = twice as slow)', DEMO_DEFAULTS.instances)
+    .option('--slots <n>', 'inference slots per instance, like OLLAMA_NUM_PARALLEL', String(DEMO_DEFAULTS.slots))
+    .option('--max-queue <n>', 'requests waiting for a slot before 503, like OLLAMA_MAX_QUEUE', String(DEMO_DEFAULTS.maxQueue))
+    .option('--prompt-ms <ms>', 'time to the first token of a generation', String(DEMO_DEFAULTS.promptMs))
+    .option('--token-ms <ms>', 'time per generated token', String(DEMO_DEFAULTS.tokenMs))
+    .option('--embed-ms <ms>', 'time per embedding input', String(DEMO_DEFAULTS.embedMs))
+    .option('--tokens <n>', 'answer length when a request sets no num_predict (and the most it may ask for)', String(DEMO_DEFAULTS.tokens))
+    .option('--fleet-only', 'run only the simulated instances, no corral (for benchmarks)')
+    .option('--fleet-port <port>', 'first instance port, the others follow (default: free ports)')
+    .option('--control-port <port>', 'control channel: GET /stats, /bench/stats; POST /kill?name=, /speed?name=&factor= (default: a free port with --fleet-only, else none)')
+    .option('--precomputed', 'answer embeddings from 256 precomputed vectors per model (cheap, for benchmarks)')
+    .option('--frozen-timings', 'fixed created_at and nominal durations, so equal requests get equal bytes')
+    .option('--json', 'print one JSON line describing the fleet instead of the guide')
+    .addOption(new Option('--log-level <level>', `corral's log level (default ${DEMO_DEFAULTS.logLevel})`).choices(LOG_LEVELS))
+    .addHelpText('after', DEMO_EXAMPLES)
+    .showHelpAfterError('(corral demo --help lists the options)')
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_INVALID_CONFIG))
+    .action((options: RawDemoOptions) => demo(options))
 
   return program
 }

@@ -98,6 +98,13 @@ CAP_SLOW="$(capacity "$(tr ',' '\n' <<<"$INSTANCES" | awk -F: -v OFS=: -v n="$SL
 EVENT_AT="$(awk -v d="$DURATION" 'BEGIN { printf "%.1f", d / 3 }')"
 log "fleet $INSTANCES, $SLOTS slots each: capacity $CAPACITY req/s; offered rate $RATE req/s for ${DURATION}s per run"
 
+# The fleet is corral's own fake Ollama (`corral demo --fleet-only`): it needs dist/ whatever the targets.
+if [ ! -f "$ROOT/dist/demo/run-demo.js" ]; then
+  log "dist/ missing or without corral demo, building"
+  (cd "$ROOT" && { [ -d node_modules ] || npm ci --silent; } && npm run build --silent) >"$OUT/corral-build.log" 2>&1 ||
+    die "build failed (see $OUT/corral-build.log)"
+fi
+
 # ---------------------------------------------------------------------------------------------
 # Corral: built when dist/ is missing; each policy checked with `corral check-config` first.
 TARGET_LIST=()
@@ -159,8 +166,10 @@ run_one() {
   dir="$TMP/$name"
   mkdir -p "$dir" && chmod 755 "$dir"
 
-  nice -n "$NICE" node "$HERE/fleet.js" --instances "$INSTANCES" --slots "$SLOTS" --prompt-ms "$PROMPT_MS" \
-    --token-ms "$TOKEN_MS" >"$dir/fleet.json" 2>"$dir/fleet.log" &
+  # corral's own fake Ollama fleet; --tokens: the most a request may ask for (load.js sets num_predict).
+  nice -n "$NICE" node "$ROOT/bin/corral.js" demo --fleet-only --json --instances "$INSTANCES" --slots "$SLOTS" \
+    --prompt-ms "$PROMPT_MS" --token-ms "$TOKEN_MS" --tokens "$TOKENS_MAX" --max-queue 1000000 \
+    >"$dir/fleet.json" 2>"$dir/fleet.log" &
   fleet_pid=$!
   PIDS+=("$fleet_pid")
   for _ in $(seq 50); do [ -s "$dir/fleet.json" ] && break; sleep 0.1; done

@@ -2,7 +2,7 @@
 // The limit a balancer can reach on the balancing benchmark's fleet: the same arrival schedule
 // and requests as load.js (same seed, rate, duration, token range), dispatched at once to the
 // instance where each would finish first with perfect knowledge (shortest expected delay: every
-// instance's FIFO and every request's exact work are known), on the same time model as fleet.js
+// instance's FIFO and every request's exact work are known), on the same time model as the fleet (`corral demo --fleet-only`, src/demo/)
 // (SLOTS parallel slots per instance, PROMPT_MS + tokens x TOKEN_MS, times the speed factor). No
 // network, no proxy: the numbers a real balancer is compared with. Baseline scenario only.
 //

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ingestion benchmark (bench/README.md, "Cache misses"): what a cache miss costs, side by side in
-# one run, against a stand-in Ollama that answers from precomputed vectors (upstream.js
-# --precomputed: 768-d float32 vectors printed as Ollama prints them, ~9.5 KB of JSON each).
+# one run, against a stand-in Ollama that answers from precomputed vectors (`corral demo
+# --fleet-only --precomputed`: 768-d float32 vectors printed as Ollama prints them, ~9.5 KB of JSON each).
 #   1. saturation: /api/embed batches of 32 new chunks, 8 connections (wrk, ingest.lua), straight
 #      to the stand-in, through nginx (pass-through), corral with its cache off, corral with its
 #      defaults (memory store) and corral with Redis; vectors/s, p50, p99, corral's RSS, and the
@@ -44,7 +44,7 @@ command -v taskset >/dev/null || need_pkgs+=(util-linux)
 . "$ROOT/bench/lib.sh"
 install_packages ${need_pkgs[@]+"${need_pkgs[@]}"}
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
-[ -f "$ROOT/dist/cli.js" ] || (cd "$ROOT" && npm run build --silent) || die "build failed"
+[ -f "$ROOT/dist/demo/run-demo.js" ] || (cd "$ROOT" && npm run build --silent) || die "build failed"
 
 TMP="$(mktemp -d /tmp/corral-ingest-bench.XXXXXX)"
 chmod 755 "$TMP"
@@ -66,7 +66,10 @@ start_bg() { # NAME CPU CMD...: start in the background, pinned and niced
   PIDS+=("$!")
 }
 wait_log() { for _ in $(seq 100); do grep -q "$2" "$TMP/$1.log" 2>/dev/null && return 0; sleep 0.1; done; die "$1 did not start: $(cat "$TMP/$1.log")"; }
-start_bg upstream "$LOAD_CPU" node "$HERE/upstream.js" --port "$UP_PORT" --precomputed; wait_log upstream listening
+# corral's own fake Ollama, answering from 256 precomputed vectors: costs little per vector.
+start_bg upstream "$LOAD_CPU" node "$ROOT/bin/corral.js" demo --fleet-only --json --instances upstream --fleet-port "$UP_PORT" \
+  --slots 1024 --prompt-ms 0 --token-ms 0 --embed-ms 0 --precomputed --frozen-timings
+wait_log upstream '"instances"'
 start_bg redis "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no
 wait_log redis "Ready to accept connections"
 UP_URL="http://127.0.0.1:$UP_PORT"

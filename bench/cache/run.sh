@@ -12,7 +12,7 @@
 #   PROXY_CPU (1), NICE (-15 as root), TARGETS ("memory redis nginx floor"; floor: a bare
 #   node:http server answering the same bytes, the least any Node hit path costs), ZIPF (1: run part 2),
 #   ZIPF_REQUESTS (20000), ZIPF_UNIVERSE (3000), ZIPF_DELAY (20: ms the stand-in takes per
-#   request in part 2, like a GPU), QUIET_WAIT (15), OUT (bench/results/cache-<timestamp>)
+#   generation and per embedding input in part 2, like a GPU), QUIET_WAIT (15), OUT (bench/results/cache-<timestamp>)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,7 +43,7 @@ command -v taskset >/dev/null || need_pkgs+=(util-linux)
 . "$ROOT/bench/lib.sh"
 install_packages ${need_pkgs[@]+"${need_pkgs[@]}"}
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
-[ -f "$ROOT/dist/cli.js" ] || (cd "$ROOT" && npm run build --silent) || die "build failed"
+[ -f "$ROOT/dist/demo/run-demo.js" ] || (cd "$ROOT" && npm run build --silent) || die "build failed"
 
 TMP="$(mktemp -d /tmp/corral-cache-bench.XXXXXX)"
 chmod 755 "$TMP"
@@ -79,8 +79,13 @@ start_bg() { # NAME CPU CMD...: start in the background, pinned and niced
   PIDS+=("$!")
 }
 wait_log() { for _ in $(seq 100); do grep -q "$2" "$TMP/$1.log" 2>/dev/null && return 0; sleep 0.1; done; die "$1 did not start: $(cat "$TMP/$1.log")"; }
-start_bg upstream "$LOAD_CPU" node "$HERE/upstream.js" --port "$UP_PORT"; wait_log upstream listening
-start_bg slow "$LOAD_CPU" node "$HERE/upstream.js" --port "$SLOW_PORT" --delay "$ZIPF_DELAY"; wait_log slow listening
+# The stand-in is corral's own fake Ollama (`corral demo --fleet-only`): no per-token cost, slots
+# to spare, byte-identical answers for equal requests; its control channel counts the calls.
+STAND_IN=(node "$ROOT/bin/corral.js" demo --fleet-only --json --slots 1024 --prompt-ms 0 --token-ms 0 --embed-ms 0 --tokens 8 --frozen-timings)
+start_bg upstream "$LOAD_CPU" "${STAND_IN[@]}" --instances upstream --fleet-port "$UP_PORT"; wait_log upstream '"instances"'
+start_bg slow "$LOAD_CPU" "${STAND_IN[@]}" --instances slow --fleet-port "$SLOW_PORT" --prompt-ms "$ZIPF_DELAY" --embed-ms "$ZIPF_DELAY"
+wait_log slow '"instances"'
+SLOW_CONTROL="$(head -1 "$TMP/slow.log" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).control))')"
 start_bg redis "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no
 wait_log redis "Ready to accept connections"
 REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
@@ -164,7 +169,7 @@ if [ "$ZIPF" = 1 ]; then
   for mode in memory redis; do
     port="$ZMEM_PORT"; [ "$mode" = redis ] && port="$ZRED_PORT"
     log "zipf, $mode: $ZIPF_REQUESTS requests over $ZIPF_UNIVERSE distinct, $CONNS clients"
-    ZIPF_RESULT[$mode]="$(nice -n "$NICE" taskset -c "$LOAD_CPU" node "$HERE/zipf.js" --url "http://127.0.0.1:$port" --upstream "$SLOW_URL" \
+    ZIPF_RESULT[$mode]="$(nice -n "$NICE" taskset -c "$LOAD_CPU" node "$HERE/zipf.js" --url "http://127.0.0.1:$port" --upstream "$SLOW_CONTROL" \
       --requests "$ZIPF_REQUESTS" --universe "$ZIPF_UNIVERSE" --conns "$CONNS" --tag "$mode" | sed -n 's/^RESULT //p')"
     echo "${ZIPF_RESULT[$mode]}" >"$OUT/zipf-$mode.json"
   done

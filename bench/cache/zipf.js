@@ -4,7 +4,9 @@
 // seeded generations (half streamed). Every answer must be 200. Prints one line:
 //   RESULT {"requests":…, "distinct":…, "upstream_calls":…, "efficiency":…, "seconds":…, "errors":…}
 // where efficiency = distinct requests sent / requests that reached the upstream (1 is ideal).
-// Usage: node zipf.js --url http://127.0.0.1:PORT --upstream http://127.0.0.1:UP
+// --upstream is the stand-in fleet's control channel (`corral demo --fleet-only`), whose
+// GET /bench/stats counts the calls that reached it.
+// Usage: node zipf.js --url http://127.0.0.1:PORT --upstream http://127.0.0.1:CONTROL
 //        [--requests 20000] [--conns 32] [--universe 3000] [--s 1.0] [--seed 1] [--tag run1]
 import http from 'node:http'
 

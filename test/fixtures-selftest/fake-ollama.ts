@@ -6,8 +6,8 @@ import { Ollama } from 'ollama'
 import t from 'tap'
 import { Agent, request } from 'undici'
 import type { Dispatcher } from 'undici'
-import { SERVER_BUSY_ERROR, startFakeOllama } from './fixtures/fake-ollama.js'
-import type { FakeOllama, FakeOllamaOptions } from './fixtures/fake-ollama.js'
+import { SERVER_BUSY_ERROR, startFakeOllama } from '../fixtures/fake-ollama.js'
+import type { FakeOllama, FakeOllamaOptions } from '../fixtures/fake-ollama.js'
 
 interface Reply {
   status: number

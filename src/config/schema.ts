@@ -25,7 +25,7 @@ function duration(fallback: string, description: string, minMs = 0) {
       error: (iss) => `must be at least ${minMs} ms, got ${show(iss.input)}`,
     })
     .default(fallback)
-    .meta({ description: `${description} Default ${fallback}.` })
+    .meta({ description: `${description}${minMs >= 1000 ? ` At least ${minMs / 1000}s.` : ''} Default ${fallback}.` })
 }
 
 /** A whole number of at least `min`. */
@@ -120,6 +120,7 @@ function layerSchema(ttl: string, what: string) {
       ttl: duration(ttl, 'How long an entry is kept.'),
     })
     .prefault({})
+    .meta({ description: `The layer of ${what}.` })
 }
 
 const redisSchema = z
@@ -233,7 +234,8 @@ const cacheSchema = z
                   'deterministic: only requests with options.seed set or temperature 0; always: every generation (identical prompt, identical answer); off: none. Default deterministic.',
               }),
           })
-          .prefault({}),
+          .prefault({})
+          .meta({ description: 'The layer of generations (/api/generate, /api/chat, /v1/chat/completions, /v1/completions).' }),
       })
       .prefault({})
       .meta({ description: 'The three cache layers, each with its TTL.' }),

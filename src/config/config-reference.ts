@@ -133,8 +133,8 @@ function renderDefault(node: Node): string | undefined {
   const value = node.default
   if (value === undefined) return undefined
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) return undefined
-  if (Array.isArray(value)) return value.length === 0 ? '[]' : `[${value.map(String).join(', ')}]`
-  return String(value)
+  if (Array.isArray(value)) return value.length === 0 ? '[]' : `[${value.map((v) => JSON.stringify(v)).join(', ')}]`
+  return typeof value === 'string' ? value : JSON.stringify(value)
 }
 
 const squash = (text: string): string => text.replace(/\s+/g, '')

@@ -21,7 +21,15 @@ const FILES = ['corral-performance.json', 'corral-health.json', 'corral-business
 const DATASOURCE = { type: 'prometheus', uid: '${datasource}' }
 
 interface Target { refId: string; expr: string; datasource: unknown; legendFormat?: string }
-interface Panel { id: number; type: string; title: string; datasource: unknown; targets: Target[]; gridPos: unknown }
+interface Panel {
+  id: number
+  type: string
+  title: string
+  datasource: unknown
+  targets: Target[]
+  gridPos: unknown
+  fieldConfig?: { defaults?: { noValue?: string } }
+}
 interface Dashboard {
   uid: string
   title: string
@@ -214,4 +222,49 @@ t.test('every panel of every dashboard shows data from a real Prometheus scrapin
   const perKey = byLabel(panel('corral-business.json', 'Requests per API key'), 'key')
   t.same(Object.keys(perKey), ['anonymous'], 'auth is off: every request is anonymous')
   t.ok(perKey.anonymous! > 0, 'requests per second of the anonymous key')
+})
+
+t.test('on a default deployment (no Redis) no panel shows a bare "No data"', async (t) => {
+  // What a newcomer runs: one instance, the defaults (memory cache, no Redis, no auth), a little
+  // traffic. Every panel either has data or says in its noValue text why it has none.
+  const dashboards = await loadDashboards()
+  const fake = await startFakeOllama({ name: 'only', tokens: 4 })
+  t.teardown(() => fake.close())
+  const { url } = await startCorral(t, [fake.url])
+  const prometheus = await startPrometheus(t, { targets: [new URL(url).host] })
+  let sent = 0
+  const traffic = async (n: number): Promise<void> => {
+    const requests: Array<[string, unknown]> = [
+      ['/api/generate', { model: 'llama3.2', prompt: `hello ${n}` }],
+      ['/api/generate', { model: 'llama3.2', prompt: 'same', stream: false, options: { seed: 1 } }],
+      ['/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: `hi ${n}` }], stream: false }],
+      ['/api/embed', { model: 'nomic-embed-text', input: 'same' }],
+      ['/api/embed', { model: 'nomic-embed-text', input: [`a ${n}`, 'b'] }],
+    ]
+    for (const [path, body] of requests) {
+      const res = await send(url, 'POST', path, body)
+      sent++
+      t.equal(res.status, 200, path)
+    }
+  }
+  await traffic(1)
+  await prometheus.waitFor('sum(corral_requests_total)', (r) => r[0]?.value === sent, 30_000)
+  await traffic(2)
+  await prometheus.waitFor('sum(corral_requests_total offset 2s)', (r) => r[0]?.value === sent, 30_000)
+  t.same((await prometheus.query('corral_cache_store_info')).map((s) => [s.metric.store, s.value]), [['memory', 1]], 'the memory store')
+
+  const window = `${Math.ceil((Date.now() - prometheus.startedAt) / 1000) + 10}s`
+  for (const [file, d] of dashboards) {
+    for (const p of d.panels) {
+      let data = false
+      for (const target of p.targets) {
+        const result = await prometheus.query(substitute(target.expr, window))
+        if (result.some((s) => Number.isFinite(s.value))) data = true
+      }
+      const noValue = p.fieldConfig?.defaults?.noValue
+      t.ok(data || (typeof noValue === 'string' && noValue.length > 0), `${file} "${p.title}": data, or a noValue text (${noValue ?? 'none'})`)
+    }
+  }
+  const redisUp = dashboards.get('corral-health.json')!.panels.find((p) => p.title === 'Redis up')!
+  t.match(redisUp.fieldConfig?.defaults?.noValue, /not configured/, 'Redis up says Redis is not configured')
 })

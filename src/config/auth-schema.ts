@@ -40,12 +40,12 @@ const keySchema = z
     name: z
       .string()
       .regex(KEY_NAME_RE, { error: (iss) => `must be 1-64 letters, digits or . _ : @ -, got ${show(iss.input)}` })
-      .meta({ description: 'Name of the key: in logs and as the `key` metric label (never the key itself). Required, unique.' }),
+      .meta({ description: 'Name of the key: in logs and as the `key` metric label (never the key itself); 1-64 of letters, digits and . _ : @ -, not starting with jwt:. Required, unique.' }),
     key: z
       .string()
       .min(MIN_KEY_LENGTH, { error: `must be at least ${MIN_KEY_LENGTH} characters` })
       .optional()
-      .meta({ description: 'The key itself (use ${ENV_VAR}); hashed (SHA-256) at load, only the hash is kept. Set key or key_sha256.' }),
+      .meta({ description: 'The key itself, at least 16 characters (use ${ENV_VAR}); hashed (SHA-256) at load, only the hash is kept. Set key or key_sha256.' }),
     key_sha256: z
       .string()
       .regex(SHA256_HEX_RE, { error: 'must be 64 hex digits (sha256 of the key)' })
@@ -127,7 +127,7 @@ const jwtSchema = z
       .string()
       .min(32, { error: 'must be at least 32 characters (HS256 wants 256 bits)' })
       .nullish()
-      .meta({ description: 'Shared secret for HS256/384/512 (use ${ENV_VAR}). Set one of secret, public_key, jwks_file. Default: none.' }),
+      .meta({ description: 'Shared secret for HS256/384/512, at least 32 characters (use ${ENV_VAR}). Set one of secret, public_key, jwks_file. Default: none.' }),
     public_key: z
       .string()
       .nullish()

@@ -16,6 +16,7 @@ function layerSchema(ttl: string, what: string) {
       ttl: duration(ttl, 'How long an entry is kept.'),
     })
     .prefault({})
+    .meta({ description: `The layer of ${what}.` })
 }
 
 export const redisSchema = z
@@ -129,7 +130,8 @@ export const cacheSchema = z
                   'deterministic: only requests with options.seed set or temperature 0; always: every generation (identical prompt, identical answer); off: none. Default deterministic.',
               }),
           })
-          .prefault({}),
+          .prefault({})
+          .meta({ description: 'The layer of generations (/api/generate, /api/chat, /v1/chat/completions, /v1/completions).' }),
       })
       .prefault({})
       .meta({ description: 'The three cache layers, each with its TTL.' }),

@@ -18,7 +18,7 @@ export function duration(fallback: string, description: string, minMs = 0) {
       error: (iss) => `must be at least ${minMs} ms, got ${show(iss.input)}`,
     })
     .default(fallback)
-    .meta({ description: `${description} Default ${fallback}.` })
+    .meta({ description: `${description}${minMs >= 1000 ? ` At least ${minMs / 1000}s.` : ''} Default ${fallback}.` })
 }
 
 /** A whole number of at least `min`. */

@@ -1,6 +1,6 @@
 /**
  * `GET /api/load-balancer-stats`: what the balancer knows, per instance and overall, as JSON.
- * Field names are part of corral's interface (README "Stats").
+ * Field names are part of corral's interface (docs/metrics.md, "Stats").
  */
 import type { Balancer } from '../balancer/balancer.js'
 import type { RequestWindow } from './request-window.js'

@@ -324,6 +324,16 @@ export class Metrics {
         for (const layer of CACHE_LAYERS) this.labels(layer).set(store.usage(layer).bytes)
       },
     })
+    // Which store holds the cache, so dashboards can tell "no Redis configured" from "no data".
+    const storeName = store.health() !== undefined ? 'redis' : 'memory'
+    new Gauge({
+      name: 'corral_cache_store_info',
+      help: 'Always 1; the store label says where the cache lives: memory (no Redis configured) or redis.',
+      labelNames: ['store'],
+      registers,
+    })
+      .labels(storeName)
+      .set(1)
     if (store.health() !== undefined) {
       new Gauge({
         name: 'corral_redis_up',

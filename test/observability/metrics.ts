@@ -192,6 +192,7 @@ t.test('after a mixed load, /metrics counts what happened', async (t) => {
   t.ok(value(samples, 'corral_cache_bytes', { layer: 'inference' }) > 0)
   t.equal(value(samples, 'corral_cache_coalesced_total'), 0)
   t.notOk(samples.has('corral_redis_up'), 'no Redis configured')
+  t.equal(value(samples, 'corral_cache_store_info', { store: 'memory' }), 1, 'the cache lives in memory')
 
   // Process and runtime defaults.
   t.ok(samples.has('process_cpu_user_seconds_total'))
@@ -256,5 +257,7 @@ t.test('corral_redis_up follows the Redis store', async (t) => {
   const { url, corral } = await startCorral(t, [fake.url], { redis: { url: redis.url, key_prefix: 'metrics-test:' } })
   // The store connects in the background; there is no event to wait on from here.
   await corral.cache!.whenStoreUp()
-  t.equal(value((await scrape(url)).samples, 'corral_redis_up'), 1)
+  const { samples } = await scrape(url)
+  t.equal(value(samples, 'corral_redis_up'), 1)
+  t.equal(value(samples, 'corral_cache_store_info', { store: 'redis' }), 1, 'the cache lives in Redis')
 })

@@ -14,6 +14,7 @@ import ts from 'typescript'
  */
 const LAYERS = [
   'cli', // the command line
+  'demo', // `corral demo`: a simulated Ollama fleet (also the tests' and benches' fake)
   'bench', // `corral bench`
   'index', // createCorral: wires the real parts
   'reloader', // hot reload of a running corral

@@ -113,6 +113,7 @@ export function createCorral(config: Config, deps: CorralDeps = {}): Corral {
     candidates: () => balancer.available(),
     logger,
     config: config.proxy,
+    slots: balancer,
     modelsChanged: (instances) => {
       for (const instance of instances) void discovery.refresh(instance)
     },

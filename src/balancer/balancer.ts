@@ -255,6 +255,15 @@ export class Balancer {
     this.#waitListeners.push(listener)
   }
 
+  /**
+   * Takes a slot on `instance` itself for work that must reach it whatever its load (one part of a
+   * model list or a pull sent to every instance): no selection, no queue. Give it back with
+   * `release`, so in-flight counts and passive health see the part as any other request.
+   */
+  occupy(instance: Instance, request: BalancedRequest): void {
+    this.#take(request, instance, this.#now())
+  }
+
   /** Gives back the slot taken by `acquire`, with how the attempt went. */
   release(instance: Instance, request: BalancedRequest, report: AttemptReport): void {
     instance.inFlight--

@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
+import type { AttemptReport, BalancedRequest } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
 import type { Config } from '../config/config.js'
 import { CorralError, attemptsFailed, busyFailure, upstreamFailure, type UpstreamFailure } from '../shared/errors.js'
@@ -25,6 +26,17 @@ export interface ClusterViewsDeps {
   config: Config['proxy']
   /** Called after a model-management request (pull, delete, copy, create) with the instances it reached. */
   modelsChanged?: (instances: readonly Instance[]) => void
+  /** Where each instance's part takes and gives back its slot (the balancer), so in-flight counts and passive health see it. */
+  slots?: FanOutSlots
+}
+
+/**
+ * The balancer's side of a fan-out: a slot on one named instance, taken whatever its load (a
+ * model list or a pull must reach every instance) and given back with how the part went.
+ */
+export interface FanOutSlots {
+  occupy(instance: Instance, request: BalancedRequest): void
+  release(instance: Instance, request: BalancedRequest, report: AttemptReport): void
 }
 
 /** Routes answered with the union of every instance's list. */
@@ -57,12 +69,14 @@ export class ClusterViews {
   readonly #logger: Logger
   #config: Config['proxy']
   readonly #modelsChanged: (instances: readonly Instance[]) => void
+  readonly #slots: FanOutSlots | undefined
 
   constructor(deps: ClusterViewsDeps) {
     this.#candidates = deps.candidates
     this.#logger = deps.logger
     this.#config = deps.config
     this.#modelsChanged = deps.modelsChanged ?? (() => undefined)
+    this.#slots = deps.slots
   }
 
   /** New timeouts from a reload, for requests from now on. */
@@ -335,7 +349,7 @@ export class ClusterViews {
     for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === 'accept-encoding') headers.splice(i, 2)
     return Promise.all(
       instances.map(async (instance): Promise<Sent> => {
-        instance.requests++
+        const settle = this.#occupy(instance)
         try {
           const reply = await instance.pool.request({
             method,
@@ -346,12 +360,65 @@ export class ClusterViews {
             bodyTimeout: this.#config.idleTimeoutMs,
             signal: controller.signal,
           })
+          // The part ends with its answer's body: read to its end, failed or cut by the client leaving.
+          reply.body.once('close', () => {
+            const err: unknown = reply.body.errored
+            if (err !== null && err !== undefined && !isAbort(err)) settle(upstreamFailure(err))
+            else settle(reply.statusCode >= 500 || err !== null ? undefined : 'success')
+          })
           return { instance, reply }
         } catch (err) {
-          return { instance, failure: this.#failed(instance, err) }
+          const failure = this.#failed(instance, err)
+          settle(isAbort(err) ? undefined : failure)
+          return { instance, failure }
         }
       }),
     )
+  }
+
+  /**
+   * Takes a slot on `instance` for one part of a fan-out; the function returned gives it back once:
+   * 'success', a failure (the instance could not be reached or broke off), or undefined for an end
+   * that says nothing of the instance's health (the client left; an error answer of Ollama's own,
+   * such as a model missing from the registry).
+   */
+  #occupy(instance: Instance): (outcome: 'success' | UpstreamFailure | undefined) => void {
+    const slots = this.#slots
+    if (slots === undefined) {
+      instance.requests++
+      return () => undefined
+    }
+    const request: BalancedRequest = {
+      work: undefined,
+      modelKey: undefined,
+      maxTokens: undefined,
+      affinityKey: undefined,
+      fallback: false,
+      upstream: undefined,
+      slot: -1,
+      level: 0,
+    }
+    const started = performance.now()
+    slots.occupy(instance, request)
+    let settled = false
+    return (outcome) => {
+      if (settled) return
+      settled = true
+      const ms = performance.now() - started
+      const failure = typeof outcome === 'object' ? outcome : undefined
+      slots.release(instance, request, {
+        outcome: outcome === 'success' ? 'success' : failure !== undefined ? 'failure' : 'neutral',
+        failureReason: failure?.message,
+        failureKind: failure?.kind,
+        // Not model work: its timings say nothing of how fast the instance generates.
+        ok: false,
+        streamed: false,
+        ttfbMs: -1,
+        totalMs: ms,
+        evalCount: 0,
+        evalMs: 0,
+      })
+    }
   }
 
   /** Maps a transport error; counts it against the instance unless the client's leaving caused it. */

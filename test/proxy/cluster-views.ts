@@ -19,6 +19,7 @@ import { pathnameOf } from '../../src/http/routes.js'
 import { startFakeOllama, type FakeModel, type FakeOllama, type FakeOllamaOptions } from '../fixtures/fake-ollama.js'
 import { ndjson, send } from '../fixtures/http.js'
 import { logCapture, startCorral, type LogLine } from '../fixtures/start-corral.js'
+import { waitFor } from '../fixtures/wait-for.js'
 
 type Json = Record<string, unknown>
 interface TagEntry { name: string; digest: string; modified_at: string }
@@ -489,4 +490,55 @@ t.test('X-Request-Id, Authorization and X-Forwarded-For reach every instance', a
     t.equal(seen.headers.host, new URL(f.url).host)
     t.same(seen.body, { model: 'llama3.2' })
   }
+})
+
+// ---- fan-out parts in the balancer's books -------------------------------------------------
+
+interface InstanceStats { name: string; in_flight: number; requests: number; state: string; errors: number }
+
+async function instanceStats(url: string): Promise<Map<string, InstanceStats>> {
+  const stats = (await send(url, 'GET', '/api/load-balancer-stats')).json as { instances: InstanceStats[] }
+  return new Map(stats.instances.map((i) => [i.name, i]))
+}
+
+t.test('each part of a fan-out is a request in flight at its instance while it runs, given back when it ends', async (t) => {
+  const [a, b] = await fleet(t, 2)
+  const { url } = await startCorral(t, [a!.url, b!.url])
+  const before = await instanceStats(url)
+  a!.script({ kind: 'hang' }, { path: '/api/pull' })
+  const controller = new AbortController()
+  const pull = request(`${url}/api/pull`, { method: 'POST', body: JSON.stringify({ model: 'qwen3:0.6b' }), signal: controller.signal }).then(
+    (r) => r.body.text(),
+    (err: unknown) => err,
+  )
+  // The answer is one merge of every part, so i1's part stays open while i0's hangs.
+  const during = await waitFor('the pull in flight at both instances', async () => {
+    const s = await instanceStats(url)
+    return s.get('i0')!.in_flight === 1 && s.get('i1')!.in_flight === 1 && b!.count('/api/pull') === 1 ? s : undefined
+  })
+  t.equal(during.get('i0')!.requests, before.get('i0')!.requests + 1, 'counted as a request of i0')
+  t.equal(during.get('i1')!.requests, before.get('i1')!.requests + 1, 'and of i1')
+  controller.abort()
+  await pull
+  const after = await waitFor('the slot given back once the client left', async () => {
+    const s = await instanceStats(url)
+    return s.get('i0')!.in_flight === 0 && s.get('i1')!.in_flight === 0 ? s : undefined
+  })
+  for (const name of ['i0', 'i1']) {
+    t.equal(after.get(name)!.state, 'healthy', `${name}: a client leaving says nothing of the instance`)
+    t.equal(after.get(name)!.errors, 0)
+  }
+})
+
+t.test('an instance that refuses the parts of fan-outs is ejected by passive health, and left out of the next', async (t) => {
+  const [a, b] = await fleet(t, 2, (i) => ({ models: [{ name: `m${i}` }] }))
+  const { url } = await startCorral(t, [a!.url, b!.url], { health: { eject_after: 2 } })
+  await b!.stop()
+  for (let i = 0; i < 2; i++) t.equal((await send(url, 'GET', '/api/tags')).status, 200, `tags ${i + 1}: the other's list`)
+  const stats = await instanceStats(url)
+  t.equal(stats.get('i1')!.state, 'ejected', 'two refused parts in a row eject i1')
+  t.equal(stats.get('i1')!.errors, 2)
+  t.equal(stats.get('i0')!.state, 'healthy')
+  const tags = (await send(url, 'GET', '/api/tags')).json as { models: TagEntry[] }
+  t.same(tags.models.map((m) => m.name), ['m0:latest'], 'the next list asks only the healthy one')
 })

@@ -7,16 +7,15 @@
 import type { Logger } from 'pino'
 import type { HealthConfig } from '../config/config.js'
 import type { Instance } from './instance.js'
+import { Poller } from './poller.js'
 
 export class HealthChecker {
   /** The instances to check, read at every round (a reload changes them). */
   readonly #instances: () => readonly Instance[]
   #config: HealthConfig
   readonly #now: () => number
-  #timer: NodeJS.Timeout | undefined
-  #round: Promise<void> | undefined
+  readonly #poller: Poller
   readonly #logger: Logger | undefined
-  #closed = false
 
   /** `logger`: where each instance's first outcome is reported (undefined: nowhere). */
   constructor(instances: () => readonly Instance[], config: HealthConfig, now: () => number = Date.now, logger?: Logger) {
@@ -24,43 +23,35 @@ export class HealthChecker {
     this.#config = config
     this.#now = now
     this.#logger = logger
+    this.#poller = new Poller(() => Promise.all(this.#instances().map((i) => this.check(i))).then(() => undefined), config.intervalMs)
   }
 
   /** Runs a first round now, then one every interval. */
   start(): void {
-    if (this.#closed || this.#timer !== undefined) return
-    void this.checkAll()
-    this.#schedule()
+    this.#poller.start()
   }
 
   /** Whether `start` was called (and not `close`). */
   get started(): boolean {
-    return this.#timer !== undefined && !this.#closed
+    return this.#poller.started
   }
 
   /** New settings from a reload: a changed interval restarts the timer (the next round after the new interval). */
   reconfigure(config: HealthConfig): void {
-    const intervalChanged = config.intervalMs !== this.#config.intervalMs
     this.#config = config
-    if (intervalChanged && this.started) {
-      clearInterval(this.#timer)
-      this.#schedule()
-    }
+    this.#poller.setInterval(config.intervalMs)
   }
 
   /** Checks every instance once (a round already running is shared). */
   checkAll(): Promise<void> {
-    this.#round ??= Promise.all(this.#instances().map((i) => this.check(i))).then(() => {
-      this.#round = undefined
-    })
-    return this.#round
+    return this.#poller.run()
   }
 
   /** Checks one instance and records the outcome. */
   async check(instance: Instance): Promise<void> {
-    if (this.#closed || instance.retired) return
+    if (this.#poller.closed || instance.retired) return
     const reason = await probe(instance, this.#config.timeoutMs)
-    if (this.#closed || instance.retired) return
+    if (this.#poller.closed || instance.retired) return
     const first = instance.health.lastCheckOk === undefined
     instance.health.onCheck(reason === undefined, this.#now(), reason, reason !== undefined && NOTHING_THERE.has(reason))
     if (!first || this.#logger === undefined) return
@@ -68,16 +59,9 @@ export class HealthChecker {
     else this.#logger.warn({ instance: instance.name, url: instance.url, err: reason }, 'instance down: first health check failed')
   }
 
-  #schedule(): void {
-    this.#timer = setInterval(() => void this.checkAll(), this.#config.intervalMs)
-    this.#timer.unref()
-  }
-
   /** Stops the checks; waits for a round in progress. Idempotent. */
-  async close(): Promise<void> {
-    this.#closed = true
-    clearInterval(this.#timer)
-    await this.#round
+  close(): Promise<void> {
+    return this.#poller.close()
   }
 }
 

@@ -8,6 +8,7 @@
 import type { Logger } from 'pino'
 import type { HealthConfig } from '../config/config.js'
 import type { Instance } from './instance.js'
+import { Poller } from './poller.js'
 import { canonicalModel } from '../shared/model-name.js'
 
 interface ModelEntry {
@@ -22,46 +23,34 @@ export class ModelDiscovery {
   #config: HealthConfig
   readonly #logger: Logger
   readonly #running = new Map<Instance, Promise<void>>()
-  #timer: NodeJS.Timeout | undefined
-  #closed = false
-  #firstRound: Promise<void> | undefined
+  readonly #poller: Poller
 
   constructor(instances: () => readonly Instance[], config: HealthConfig, logger: Logger) {
     this.#instances = instances
     this.#config = config
     this.#logger = logger
+    this.#poller = new Poller(() => this.refreshAll(), config.modelsIntervalMs)
   }
 
   /** Discovers every instance now, then every interval. */
   start(): void {
-    if (this.#closed || this.#timer !== undefined) return
-    this.#firstRound = this.refreshAll()
-    this.#schedule()
+    this.#poller.start()
   }
 
   /** Whether `start` was called (and not `close`). */
   get started(): boolean {
-    return this.#timer !== undefined && !this.#closed
+    return this.#poller.started
   }
 
   /** New settings from a reload: a changed interval restarts the timer. */
   reconfigure(config: HealthConfig): void {
-    const intervalChanged = config.modelsIntervalMs !== this.#config.modelsIntervalMs
     this.#config = config
-    if (intervalChanged && this.started) {
-      clearInterval(this.#timer)
-      this.#schedule()
-    }
-  }
-
-  #schedule(): void {
-    this.#timer = setInterval(() => void this.refreshAll(), this.#config.modelsIntervalMs)
-    this.#timer.unref()
+    this.#poller.setInterval(config.modelsIntervalMs)
   }
 
   /** Resolves when the first round after `start` is done (every instance answered or failed). */
   firstRound(): Promise<void> {
-    return this.#firstRound ?? Promise.resolve()
+    return this.#poller.firstRound()
   }
 
   async refreshAll(): Promise<void> {
@@ -80,15 +69,14 @@ export class ModelDiscovery {
 
   /** Stops polling; waits for refreshes in progress. Idempotent. */
   async close(): Promise<void> {
-    this.#closed = true
-    clearInterval(this.#timer)
+    await this.#poller.close()
     await Promise.all(this.#running.values())
   }
 
   async #discover(instance: Instance): Promise<void> {
-    if (this.#closed || instance.retired) return
+    if (this.#poller.closed || instance.retired) return
     const [tags, ps] = await Promise.all([this.#get(instance, '/api/tags'), this.#get(instance, '/api/ps')])
-    if (this.#closed) return
+    if (this.#poller.closed) return
     if (tags !== undefined) {
       const models = new Map<string, string>()
       for (const entry of tags) {

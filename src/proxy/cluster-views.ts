@@ -7,13 +7,13 @@
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
-import type { AttemptReport, BalancedRequest } from '../balancer/balancer.js'
 import type { Instance } from '../balancer/instance.js'
 import type { Config } from '../config/config.js'
 import { CorralError, attemptsFailed, busyFailure, upstreamFailure, type UpstreamFailure } from '../shared/errors.js'
 import type { Exchange } from '../http/exchange.js'
 import { JSON_TYPE, NDJSON_TYPE, errorBody, errorMessageOf, reply } from '../http/reply.js'
 import { upstreamRequestHeaders } from './headers.js'
+import { occupySlot, type FanOutSlots } from './fan-out-slots.js'
 import { combinedError, failureMessage, type Outcome } from './fan-out-outcome.js'
 import { listOf, mergeModelLists, type ModelListKind } from './model-lists.js'
 import { ProgressMerge } from './progress-merge.js'
@@ -30,14 +30,6 @@ export interface ClusterViewsDeps {
   slots?: FanOutSlots
 }
 
-/**
- * The balancer's side of a fan-out: a slot on one named instance, taken whatever its load (a
- * model list or a pull must reach every instance) and given back with how the part went.
- */
-export interface FanOutSlots {
-  occupy(instance: Instance, request: BalancedRequest): void
-  release(instance: Instance, request: BalancedRequest, report: AttemptReport): void
-}
 
 /** Routes answered with the union of every instance's list. */
 const MERGED: ReadonlySet<RouteName> = new Set<RouteName>(['tags', 'ps', 'openai_models'])
@@ -349,7 +341,7 @@ export class ClusterViews {
     for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === 'accept-encoding') headers.splice(i, 2)
     return Promise.all(
       instances.map(async (instance): Promise<Sent> => {
-        const settle = this.#occupy(instance)
+        const settle = occupySlot(this.#slots, instance)
         try {
           const reply = await instance.pool.request({
             method,
@@ -374,51 +366,6 @@ export class ClusterViews {
         }
       }),
     )
-  }
-
-  /**
-   * Takes a slot on `instance` for one part of a fan-out; the function returned gives it back once:
-   * 'success', a failure (the instance could not be reached or broke off), or undefined for an end
-   * that says nothing of the instance's health (the client left; an error answer of Ollama's own,
-   * such as a model missing from the registry).
-   */
-  #occupy(instance: Instance): (outcome: 'success' | UpstreamFailure | undefined) => void {
-    const slots = this.#slots
-    if (slots === undefined) {
-      instance.requests++
-      return () => undefined
-    }
-    const request: BalancedRequest = {
-      work: undefined,
-      modelKey: undefined,
-      maxTokens: undefined,
-      affinityKey: undefined,
-      fallback: false,
-      upstream: undefined,
-      slot: -1,
-      level: 0,
-    }
-    const started = performance.now()
-    slots.occupy(instance, request)
-    let settled = false
-    return (outcome) => {
-      if (settled) return
-      settled = true
-      const ms = performance.now() - started
-      const failure = typeof outcome === 'object' ? outcome : undefined
-      slots.release(instance, request, {
-        outcome: outcome === 'success' ? 'success' : failure !== undefined ? 'failure' : 'neutral',
-        failureReason: failure?.message,
-        failureKind: failure?.kind,
-        // Not model work: its timings say nothing of how fast the instance generates.
-        ok: false,
-        streamed: false,
-        ttfbMs: -1,
-        totalMs: ms,
-        evalCount: 0,
-        evalMs: 0,
-      })
-    }
   }
 
   /** Maps a transport error; counts it against the instance unless the client's leaving caused it. */

@@ -18,7 +18,7 @@ async function post(fake: FakeOllama, path: string, body: unknown): Promise<{ st
 t.test('waitUntil rejects at its deadline, naming what was awaited and the state', async (t) => {
   const fake = await start(t)
   const started = performance.now()
-  await t.rejects(fake.waitUntil((f) => f.inFlight === 3, { timeoutMs: 50 }), /timed out after 50 ms waiting until \(f\) => f\.inFlight === 3 \(requests=0 inFlight=0/)
+  await t.rejects(fake.waitUntil((f) => f.inFlight === 3, { timeoutMs: 50 }), /timed out after 50 ms waiting until \(?f\)? ?=> ?f\.inFlight ?=== ?3 \(requests=0 inFlight=0/)
   t.ok(performance.now() - started < 2000, 'rejects near the deadline')
   await t.rejects(fake.waitForRequests(2, '/api/chat', { timeoutMs: 20 }), /waiting until 2 requests for \/api\/chat/)
   await t.rejects(fake.waitForClosedEarly(1, { timeoutMs: 20 }), /waiting until closedEarly >= 1/)

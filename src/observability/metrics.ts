@@ -22,16 +22,20 @@ import { CACHE_LAYERS } from '../config/cache-schema.js'
 import type { InstanceErrorKind } from '../shared/errors.js'
 import type { Exchange } from '../http/exchange.js'
 import type { AuthFailureReason, LimitName } from '../http/principal.js'
-import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './cell-metrics.js'
+import { CellCounter, CellHistogram, type CounterCell } from './cell-metrics.js'
 import { registerInstanceGauges } from './instance-gauges.js'
+import {
+  LATENCY_BUCKETS_SECONDS,
+  authFamilies,
+  reloadFamilies,
+  trafficFamilies,
+  type AuthFamilies,
+  type ReloadFamilies,
+  type TrafficFamilies,
+} from './metric-families.js'
 import type { LabelChildren } from './label-children.js'
 
-/** Request latencies span a cached answer (about 1 ms) to a long generation (10 min). */
-export const LATENCY_BUCKETS_SECONDS = [
-  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600,
-]
-/** Generation speed, from a small CPU model to a fast GPU. */
-export const TOKENS_PER_SECOND_BUCKETS = [1, 2, 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000]
+export { LATENCY_BUCKETS_SECONDS, TOKENS_PER_SECOND_BUCKETS } from './metric-families.js'
 
 /** Ollama's done_reason values; anything else counts as `other`. */
 const DONE_REASONS: ReadonlySet<string> = new Set(['stop', 'length', 'load', 'unload'])
@@ -53,18 +57,10 @@ export class Metrics {
   /** Its `instances` are read at each use: a reload replaces them. */
   readonly #balancer: Balancer
   readonly #ejections: LabelChildren<CounterCell>
-  readonly #reloads: Counter
-  readonly #lastReloadOk: Gauge
-  readonly #lastReloadSuccess: Gauge
-  readonly #requests: LabelChildren<CounterCell>
-  readonly #duration: LabelChildren<HistogramCell>
-  readonly #ttfb: LabelChildren<HistogramCell>
-  readonly #tokens: LabelChildren<CounterCell>
-  readonly #tokensPerSecond: LabelChildren<HistogramCell>
-  readonly #doneReasons: LabelChildren<CounterCell>
   readonly #errors: LabelChildren<CounterCell>
-  readonly #authFailures: LabelChildren<CounterCell>
-  readonly #rateLimited: LabelChildren<CounterCell>
+  readonly #traffic: TrafficFamilies
+  readonly #auth: AuthFamilies
+  readonly #reload: ReloadFamilies
 
   constructor(registry: Registry, sources: MetricsSources) {
     this.registry = registry
@@ -78,46 +74,7 @@ export class Metrics {
       for (const name of TOTAL_NAMED_GAUGES) registry.removeSingleMetric(name)
     }
 
-    this.#requests = new CellCounter({
-      name: 'corral_requests_total',
-      help: 'Client requests answered, by route, model (discovered names only, else other), instance (none: not forwarded), status class, cache outcome and API key name (anonymous: auth off).',
-      labelNames: ['route', 'model', 'instance', 'status_class', 'cache', 'key'],
-      registry,
-    }).children()
-    this.#duration = new CellHistogram({
-      name: 'corral_request_duration_seconds',
-      help: 'Time from the request arriving to the response ending.',
-      labelNames: ['route', 'cache'],
-      buckets: LATENCY_BUCKETS_SECONDS,
-      registry,
-    }).children()
-    this.#ttfb = new CellHistogram({
-      name: 'corral_time_to_first_byte_seconds',
-      help: 'Time from the request arriving to the response headers going to the client.',
-      labelNames: ['route', 'cache'],
-      buckets: LATENCY_BUCKETS_SECONDS,
-      registry,
-    }).children()
-
-    this.#tokens = new CellCounter({
-      name: 'corral_tokens_total',
-      help: 'Tokens instances processed, from Ollama\'s final-chunk counts: prompt (prompt_eval_count) and completion (eval_count).',
-      labelNames: ['model', 'kind'],
-      registry,
-    }).children()
-    this.#tokensPerSecond = new CellHistogram({
-      name: 'corral_tokens_per_second',
-      help: 'Generation speed of each answer: eval_count / eval_duration.',
-      labelNames: ['model', 'instance'],
-      buckets: TOKENS_PER_SECOND_BUCKETS,
-      registry,
-    }).children()
-    this.#doneReasons = new CellCounter({
-      name: 'corral_done_reason_total',
-      help: 'Generations that ended, by Ollama\'s done_reason (stop, length, load, unload, other).',
-      labelNames: ['model', 'reason'],
-      registry,
-    }).children()
+    this.#traffic = trafficFamilies(registry)
 
     this.#errors = new CellCounter({
       name: 'corral_instance_errors_total',
@@ -136,18 +93,7 @@ export class Metrics {
     // One child per class, made once: observing allocates nothing.
     const waitChildren = { interactive: queueWait.get('interactive'), bulk: queueWait.get('bulk') }
     balancer.onQueueWait((priority, waitMs) => waitChildren[priority].observe(waitMs / 1000))
-    this.#authFailures = new CellCounter({
-      name: 'corral_auth_failures_total',
-      help: 'Requests refused by auth: missing key, invalid key or token, expired token, forbidden (a plain key on an admin route).',
-      labelNames: ['reason'],
-      registry,
-    }).children()
-    this.#rateLimited = new CellCounter({
-      name: 'corral_rate_limited_total',
-      help: 'Requests refused with 429 by a per-key limit (rpm or concurrency), by key name.',
-      labelNames: ['key', 'limit'],
-      registry,
-    }).children()
+    this.#auth = authFamilies(registry)
 
     const ejections = new CellCounter({
       name: 'corral_instance_ejections_total',
@@ -166,26 +112,7 @@ export class Metrics {
 
     if (cache !== undefined) this.#cacheMetrics(cache, registers)
 
-    this.#reloads = new Counter({
-      name: 'corral_config_reloads_total',
-      help: 'Configuration reloads (SIGHUP, --watch, POST /api/admin/reload) by result: ok (applied) or invalid (rejected, the running one kept).',
-      labelNames: ['result'],
-      registers,
-    })
-    this.#reloads.labels('ok')
-    this.#reloads.labels('invalid')
-    this.#lastReloadOk = new Gauge({
-      name: 'corral_config_last_reload_successful',
-      help: '1 when the last reload was applied (or none was tried), 0 when it was rejected.',
-      registers,
-    })
-    this.#lastReloadOk.set(1)
-    this.#lastReloadSuccess = new Gauge({
-      name: 'corral_config_last_reload_success_timestamp_seconds',
-      help: 'When the running configuration was applied (start or the last successful reload), Unix time in seconds.',
-      registers,
-    })
-    this.#lastReloadSuccess.set(Date.now() / 1000)
+    this.#reload = reloadFamilies(registers)
   }
 
   /** Creates the per-instance counters of `instances` at 0 (at start, and for instances a reload added). */
@@ -195,9 +122,9 @@ export class Metrics {
 
   /** Records one reload attempt (`at`: ms since the epoch). Not on the request path. */
   recordReload(result: 'ok' | 'invalid', at: number = Date.now()): void {
-    this.#reloads.labels(result).inc()
-    this.#lastReloadOk.set(result === 'ok' ? 1 : 0)
-    if (result === 'ok') this.#lastReloadSuccess.set(at / 1000)
+    this.#reload.reloads.labels(result).inc()
+    this.#reload.lastReloadOk.set(result === 'ok' ? 1 : 0)
+    if (result === 'ok') this.#reload.lastReloadSuccess.set(at / 1000)
   }
 
   /** Records one answered client request (called once per request, when it ends). */
@@ -208,33 +135,33 @@ export class Metrics {
     const code = ex.clientGone && !ex.res.headersSent ? 499 : ex.res.statusCode
     const status = STATUS_CLASSES[Math.floor(code / 100)] ?? 'other'
     const instance = ex.instance?.name ?? 'none'
-    this.#requests.get(route, this.#modelLabel(ex.modelKey), instance, status, cache, ex.keyLabel).inc()
-    this.#duration.get(route, cache).observe((endedAt - ex.startedAt) / 1000)
-    if (ex.firstByteAt > 0) this.#ttfb.get(route, cache).observe((ex.firstByteAt - ex.startedAt) / 1000)
+    this.#traffic.requests.get(route, this.#modelLabel(ex.modelKey), instance, status, cache, ex.keyLabel).inc()
+    this.#traffic.duration.get(route, cache).observe((endedAt - ex.startedAt) / 1000)
+    if (ex.firstByteAt > 0) this.#traffic.ttfb.get(route, cache).observe((ex.firstByteAt - ex.startedAt) / 1000)
   }
 
   /** Records Ollama's counts from an attempt's final chunk (generations answered 200). */
   recordAttempt(ex: Exchange, instance: Instance, report: AttemptReport & { promptEvalCount: number; doneReason: string | undefined }): void {
     if (report.evalCount === 0 && report.promptEvalCount === 0 && report.doneReason === undefined) return
     const model = this.#modelLabel(ex.modelKey)
-    if (report.promptEvalCount > 0) this.#tokens.get(model, 'prompt').inc(report.promptEvalCount)
+    if (report.promptEvalCount > 0) this.#traffic.tokens.get(model, 'prompt').inc(report.promptEvalCount)
     if (report.evalCount > 0) {
-      this.#tokens.get(model, 'completion').inc(report.evalCount)
-      if (report.evalMs > 0) this.#tokensPerSecond.get(model, instance.name).observe(report.evalCount / (report.evalMs / 1000))
+      this.#traffic.tokens.get(model, 'completion').inc(report.evalCount)
+      if (report.evalMs > 0) this.#traffic.tokensPerSecond.get(model, instance.name).observe(report.evalCount / (report.evalMs / 1000))
     }
     if (report.doneReason !== undefined) {
-      this.#doneReasons.get(model, DONE_REASONS.has(report.doneReason) ? report.doneReason : 'other').inc()
+      this.#traffic.doneReasons.get(model, DONE_REASONS.has(report.doneReason) ? report.doneReason : 'other').inc()
     }
   }
 
   /** Counts a request refused by auth (401 or 403). */
   recordAuthFailure(reason: AuthFailureReason): void {
-    this.#authFailures.get(reason).inc()
+    this.#auth.authFailures.get(reason).inc()
   }
 
   /** Counts a request refused by a per-key limit (429); `keyLabel` is bounded (config names, capped JWT names). */
   recordRateLimited(keyLabel: string, limit: LimitName): void {
-    this.#rateLimited.get(keyLabel, limit).inc()
+    this.#auth.rateLimited.get(keyLabel, limit).inc()
   }
 
   /** The exposition text and its content type, for `GET /metrics`. */

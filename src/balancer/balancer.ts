@@ -15,7 +15,6 @@ import { FairQueue, type Waiter } from './fair-queue.js'
 import type { PriorityClass } from '../config/priority-class.js'
 import type { HealthStateName } from './health-state.js'
 import { Instance, type InstanceRules, type PoolOptions, type WorkKind } from './instance.js'
-import { LoadScorePolicy } from './load-score.js'
 import { canonicalModel } from '../shared/model-name.js'
 import { policies } from './policies.js'
 import { RoundRobinPolicy } from './round-robin.js'
@@ -333,10 +332,9 @@ export class Balancer {
     this.#failureListeners.push(listener)
   }
 
-  /** Predicted finish time of a generation on `instance` (load-score policy only), for stats. */
+  /** Predicted finish time of a generation on `instance` (policies that score only), for stats. */
   scoreOf(instance: Instance, work: WorkKind = 'generation'): number | undefined {
-    if (!(this.policy instanceof LoadScorePolicy)) return undefined
-    return this.policy.score(instance, { work, modelKey: undefined, maxTokens: undefined }, this.#now(), this.instances)
+    return this.policy.score?.(instance, { work, modelKey: undefined, maxTokens: undefined }, this.#now(), this.instances)
   }
 
   /** Requests in the queue that `instance` could serve. */
@@ -501,8 +499,9 @@ export class Balancer {
 
   /** Takes a slot on `instance` for `request`. */
   #take(request: BalancedRequest, instance: Instance, now: number): Instance {
-    if (request.work !== undefined && this.policy instanceof LoadScorePolicy) {
-      request.slot = instance.holdSlot(now + this.policy.expectedServiceMs(instance, request, this.instances))
+    const { policy } = this
+    if (request.work !== undefined && policy.expectedServiceMs !== undefined) {
+      request.slot = instance.holdSlot(now + policy.expectedServiceMs(instance, request, this.instances))
     }
     instance.inFlight++
     if (request.work !== undefined) request.level = ++instance.inFlightOf[request.work]
@@ -516,9 +515,10 @@ export class Balancer {
   #sticky(request: BalancedRequest, best: Instance, now: number): Instance {
     const previous = this.#affinity.get(request.affinityKey!)
     if (previous === undefined || previous === best || previous.retired || this.#eligible[previous.index] !== 1) return best
-    if (!(this.policy instanceof LoadScorePolicy)) return previous
-    const score = (i: Instance): number => (this.policy as LoadScorePolicy).score(i, request, now, this.instances)
-    return score(previous) <= this.#config.affinity.tolerance * score(best) ? previous : best
+    const { policy, instances } = this
+    if (policy.score === undefined) return previous
+    const tolerance = this.#config.affinity.tolerance
+    return policy.score(previous, request, now, instances) <= tolerance * policy.score(best, request, now, instances) ? previous : best
   }
 
   #wait(request: BalancedRequest, tried: ReadonlySet<Instance> | undefined, now: number): Promise<Instance | undefined> {

@@ -35,11 +35,6 @@ const SRC = resolve('src')
 
 /** Longest a source file may grow: past it, a file holds two concepts and splits along its seam. */
 const MAX_LINES = 400
-/**
- * Files allowed past MAX_LINES for now, each with its reason. balancer.ts (the fleet, the queue,
- * affinity, timing) splits once the work on its queue has landed.
- */
-const LONG_FILES: ReadonlySet<string> = new Set(['balancer/balancer.ts'])
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -89,7 +84,7 @@ t.test('imports go down the layers, never back up', async (t) => {
 t.test(`no source file is longer than ${MAX_LINES} lines`, async (t) => {
   const long = files
     .map((file) => ({ name: relative(SRC, file).split(sep).join('/'), lines: readFileSync(file, 'utf8').split('\n').length - 1 }))
-    .filter((f) => f.lines > MAX_LINES && !LONG_FILES.has(f.name))
+    .filter((f) => f.lines > MAX_LINES)
     .map((f) => `src/${f.name}: ${f.lines} lines`)
   t.strictSame(long, [], `split these along their seams (at most ${MAX_LINES} lines each):\n${long.join('\n')}`)
 })

@@ -31,6 +31,18 @@ export interface SelectionPolicy {
    * be served before this one.
    */
   place?(instances: readonly Instance[], eligible: Uint8Array, request: PickRequest, now: number, queueAhead: number): Instance | 'wait' | undefined
+  /**
+   * Optional, for policies that score instances: the score of `instance` for `request` now, as if
+   * it had a free slot (lower is better). Session affinity keeps a session on its instance while
+   * this stays within the tolerance of the best; stats show it. Without it, affinity always sticks.
+   */
+  score?(instance: Instance, request: PickRequest, now: number, instances: readonly Instance[]): number
+  /**
+   * Optional, for policies that predict finish times: the predicted service time of `request` on
+   * `instance` in ms. The balancer then holds a slot cell (`Instance.expectedEnds`) until the
+   * predicted end, which `place` reads to know when a full instance frees a slot.
+   */
+  expectedServiceMs?(instance: Instance, request: PickRequest, instances: readonly Instance[]): number
 }
 
 /** Marks in the eligibility array: may take the request now / is admitted but at its cap. */

@@ -2,9 +2,10 @@
 // Priority classes and fair shares (bench/README.md, "Priority classes"): one run, one corral,
 // four phases, ratios against the quiet fleet.
 //
-// Fleet (in this process): INSTANCES fake Ollamas, each with an embedding runner and a chat runner
-// of SLOTS parallel slots and a FIFO in front (as Ollama with an embedding and a chat model
-// loaded, OLLAMA_NUM_PARALLEL=SLOTS). An embedding takes EMBED_MS plus 25 % per further input (a
+// Fleet (in this process): INSTANCES of the shared fake Ollama (dist/demo/fake-ollama.js, the one
+// of the tests and `corral demo`), each with an embedding runner and a chat runner of SLOTS
+// parallel slots and a FIFO in front (as Ollama with an embedding and a chat model loaded,
+// OLLAMA_NUM_PARALLEL=SLOTS). An embedding takes EMBED_MS plus 25 % per further input (a
 // 32-chunk batch: 175 ms); a short chat takes CHAT_MS.
 // Load: a user (key `user`) sends a one-input query embedding then a short chat every 250 ms;
 // ingestion (key `ingest`) is BULK_CLIENTS clients sending BATCH-chunk /api/embed batches back to
@@ -36,56 +37,30 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 const embedMs = (inputs) => EMBED_MS * (1 + 0.25 * (inputs - 1))
 
-/** A runner: SLOTS slots, FIFO queue; `run(ms)` resolves when the job is done. */
-function runner() {
-  const queue = []
-  let busy = 0
-  const next = () => {
-    while (busy < SLOTS && queue.length > 0) {
-      const job = queue.shift()
-      busy++
-      setTimeout(() => {
-        busy--
-        job.done()
-        next()
-      }, job.ms)
-    }
-  }
-  return (ms) => new Promise((done) => {
-    queue.push({ ms, done })
-    next()
-  })
-}
+const { startFakeOllama } = await import(join(ROOT, 'dist/demo/fake-ollama.js')).catch(() => {
+  throw new Error('dist/demo is missing: run `npm run build` first')
+})
 
-const TAGS = JSON.stringify({ models: ['nomic-embed-text:latest', 'llama3.2:latest'].map((name) => ({ name, model: name, digest: 'a'.repeat(64), size: 1, details: {} })) })
-
-function startInstance() {
-  const embed = runner()
-  const chat = runner()
-  const server = http.createServer((req, res) => {
-    let body = ''
-    req.on('data', (c) => (body += c))
-    req.on('end', async () => {
-      const json = (code, value) => {
-        res.writeHead(code, { 'content-type': 'application/json' })
-        res.end(JSON.stringify(value))
-      }
-      if (req.url === '/api/version') return json(200, { version: '0.12.6' })
-      if (req.url === '/api/tags' || req.url === '/api/ps') return res.writeHead(200, { 'content-type': 'application/json' }).end(TAGS)
-      if (req.url === '/api/embed') {
-        const { input } = JSON.parse(body)
-        const inputs = Array.isArray(input) ? input : [input]
-        await embed(embedMs(inputs.length))
-        return json(200, { model: 'nomic-embed-text', embeddings: inputs.map(() => [0.1, 0.2, 0.3, 0.4]) })
-      }
-      if (req.url === '/api/chat') {
-        await chat(CHAT_MS)
-        return json(200, { model: 'llama3.2', message: { role: 'assistant', content: 'hi' }, done: true, done_reason: 'stop', eval_count: 3, eval_duration: 24e6 })
-      }
-      json(404, { error: 'not found' })
-    })
+/**
+ * One instance: the shared fake Ollama (src/demo) with a runner per model of SLOTS slots and a
+ * FIFO each, a chat of CHAT_MS (prompt time, no token time) and an embedding of EMBED_MS plus
+ * 25 % per further input. Vectors come from a small pool and have 4 dimensions, so that relaying
+ * them costs corral next to nothing and the figures are the scheduling's.
+ */
+function startInstance(_, i) {
+  return startFakeOllama({
+    name: `n${i}`,
+    models: [{ name: 'llama3.2:latest' }, { name: 'nomic-embed-text:latest', embedding: true, dims: 4 }],
+    loaded: ['llama3.2:latest', 'nomic-embed-text:latest'],
+    numParallel: SLOTS,
+    slotsPerModel: true,
+    tokenDelayMs: 0,
+    promptDelayMs: CHAT_MS,
+    embedDelayMs: EMBED_MS,
+    embedFurtherInputShare: 0.25,
+    embeddingPool: 64,
+    recordRequests: false,
   })
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)))
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 })
@@ -165,7 +140,7 @@ async function main() {
       'cache:',
       '  enabled: false',
       'instances:',
-      ...servers.map((s, i) => `  - { name: n${i}, url: "http://127.0.0.1:${s.address().port}", max_concurrency: ${SLOTS} }`),
+      ...servers.map((s, i) => `  - { name: n${i}, url: "${s.url}", max_concurrency: ${SLOTS} }`),
       'balancer:',
       '  priority:',
       `    bulk_reserve: ${BULK_RESERVE}`,
@@ -208,8 +183,7 @@ async function main() {
   } finally {
     corral.kill('SIGTERM')
     agent.destroy()
-    for (const s of servers) s.close()
-    for (const s of servers) s.closeAllConnections()
+    await Promise.all(servers.map((s) => s.stop()))
   }
 }
 

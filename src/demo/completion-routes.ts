@@ -44,7 +44,7 @@ export async function answerCompletion(ctx: FakeContext, ex: FakeExchange, kind:
   }
   if (m.embedding) return ex.sendError(400, `${JSON.stringify(name)} does not support ${chatLike ? 'chat' : 'generate'}`)
 
-  await ctx.slots.run(ex, async () => {
+  await ctx.slotsFor(m.name).run(ex, async () => {
     ctx.catalog.load(m, body.keep_alive)
     if (loadOnly) return ex.sendJSON(200, loadReply('load'))
     await ex.evalPrompt()

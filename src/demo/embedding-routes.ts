@@ -31,7 +31,7 @@ export async function answerEmbed(ctx: FakeContext, ex: FakeExchange, kind: Embe
   const m = ctx.catalog.find(name)
   if (m === undefined) return ex.sendError(404, `model ${JSON.stringify(name)} not found, try pulling it first`)
 
-  await ctx.slots.run(ex, async () => {
+  await ctx.slotsFor(m.name).run(ex, async () => {
     ctx.catalog.load(m, body.keep_alive)
     // An empty request only loads the model.
     if (inputs.length === 0) return ex.sendJSON(200, kind === 'embed' ? { model: name, embeddings: [] } : { embedding: [] })

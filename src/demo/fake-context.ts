@@ -10,7 +10,8 @@ import type { SlotQueue } from './slot-queue.js'
 
 export interface FakeContext {
   readonly catalog: ModelCatalog
-  readonly slots: SlotQueue
+  /** The slot queue (runner) of a model: the server's only one unless `slotsPerModel`. */
+  slotsFor(model: string): SlotQueue
   /** Tokens per answer unless num_predict/max_tokens is smaller. */
   readonly tokens: number
   /** Answer of /api/version. */

@@ -26,6 +26,8 @@ export interface ExchangeInit {
   tokenDelayMs: number
   promptDelayMs: number
   embedDelayMs: number | undefined
+  /** Share of `embedDelayMs` each input after the first costs. */
+  embedFurtherInputShare: number
   /** Keep whole answers in `record.answer` (off in benchmarks: no copy of a multi-part answer). */
   keepAnswer: boolean
   /** Sockets the fake destroys on purpose, so that their close is not counted as the client leaving. */
@@ -49,6 +51,8 @@ export class FakeExchange {
   readonly promptDelayMs: number
   /** Cost of one embedding input; undefined: one token's time per request, whatever its size. */
   readonly embedDelayMs: number | undefined
+  /** Share of `embedDelayMs` each input after the first costs (1: every input costs the same). */
+  readonly embedFurtherInputShare: number
   /** Set by the die-after-chunks behaviour. */
   dieAfterChunks: number | undefined
   /** Set by the error-after-chunks behaviour. */
@@ -68,6 +72,7 @@ export class FakeExchange {
     this.tokenDelayMs = init.tokenDelayMs
     this.promptDelayMs = init.promptDelayMs
     this.embedDelayMs = init.embedDelayMs
+    this.embedFurtherInputShare = init.embedFurtherInputShare
     this.#killed = init.killed
     this.#keepAnswer = init.keepAnswer
   }
@@ -145,12 +150,17 @@ export class FakeExchange {
   embedCost(inputs: number): Promise<void> {
     if (this.embedDelayMs === undefined) return this.pace()
     if (this.embedDelayMs <= 0) return this.signal.aborted ? Promise.reject(new Gone()) : Promise.resolve()
-    return delay(this.embedDelayMs * inputs, undefined, { signal: this.signal })
+    return delay(this.#embedMs(this.embedDelayMs, inputs), undefined, { signal: this.signal })
+  }
+
+  /** `perInput` for the first input plus its share for each further one. */
+  #embedMs(perInput: number, inputs: number): number {
+    return perInput * (1 + this.embedFurtherInputShare * Math.max(0, inputs - 1))
   }
 
   /** What embedding `inputs` texts takes by the time model, in ns (for frozen timings). */
   embedNominalNs(inputs: number): number {
-    return Math.round((this.embedDelayMs === undefined ? this.tokenDelayMs : this.embedDelayMs * inputs) * 1e6)
+    return Math.round((this.embedDelayMs === undefined ? this.tokenDelayMs : this.#embedMs(this.embedDelayMs, inputs)) * 1e6)
   }
 
   /** Destroy the connection on purpose: 'reset' sends a TCP RST, 'close' a FIN after pending writes. */

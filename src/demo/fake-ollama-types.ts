@@ -33,6 +33,12 @@ export interface FakeOllamaOptions {
   loaded?: string[]
   /** Inference slots, like OLLAMA_NUM_PARALLEL but for the whole server. Default 4. */
   numParallel?: number
+  /**
+   * Give each model its own runner, as Ollama does with several models loaded: `numParallel` slots
+   * and a FIFO of `maxQueue` per model, so a busy embedding model does not queue chats. Default
+   * false: one slot queue for the whole server.
+   */
+  slotsPerModel?: boolean
   /** Requests allowed to wait for a slot, like OLLAMA_MAX_QUEUE; beyond it 503. Default 512. */
   maxQueue?: number
   /** Delay before each streamed token or progress line, in ms. Default 2. */
@@ -51,6 +57,12 @@ export interface FakeOllamaOptions {
    * one `tokenDelayMs` per request, whatever its size.
    */
   embedDelayMs?: number
+  /**
+   * Cost of each embedding input after the first, as a share of `embedDelayMs` (a runner batches
+   * inputs, so they cost less than the first): n inputs take `embedDelayMs * (1 + share * (n - 1))`.
+   * Default 1: n times `embedDelayMs`. Ignored without `embedDelayMs`.
+   */
+  embedFurtherInputShare?: number
   /**
    * Answer /api/embed and /api/embeddings from this many vectors made at start (picked by a hash of
    * each input, still deterministic) instead of computing one per input, so that a benchmark

@@ -55,7 +55,10 @@ class FakeOllamaServer implements FakeOllama {
   readonly background: RecordedRequest[] = []
   readonly #ctx: FakeContext
   readonly #catalog: ModelCatalog
+  /** The server's slot queue, or the first model's runner when `slotsPerModel`. */
   readonly #slots: SlotQueue
+  /** Runners by model name when `slotsPerModel`, made on first use. */
+  readonly #runners = new Map<string, SlotQueue>()
   readonly #faults = new FaultScript()
   readonly #server: Server
   readonly #sockets = new Set<Socket>()
@@ -83,12 +86,22 @@ class FakeOllamaServer implements FakeOllama {
     this.#waitTimeoutMs = opts.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS
     const models = opts.models ?? DEFAULT_MODELS
     this.#catalog = new ModelCatalog(models, opts.loaded ?? models.slice(0, 1).map((m) => m.name))
-    this.#slots = new SlotQueue(opts.numParallel ?? 4, opts.maxQueue ?? 512, () => this.#changed())
+    const newQueue = (): SlotQueue => new SlotQueue(opts.numParallel ?? 4, opts.maxQueue ?? 512, () => this.#changed())
+    this.#slots = newQueue()
     const pool = (opts.embeddingPool ?? 0) > 0 ? new EmbeddingPool(opts.embeddingPool ?? 0) : undefined
     this.#ctx = {
-      catalog: this.#catalog, slots: this.#slots, tokens: opts.tokens ?? 8, version: opts.version ?? '0.12.6', pool,
+      catalog: this.#catalog, tokens: opts.tokens ?? 8, version: opts.version ?? '0.12.6', pool,
       clock: opts.frozenTimings === true ? FROZEN_CLOCK : REAL_CLOCK,
       nextId: () => ++this.#nextId,
+      slotsFor: (model) => {
+        if (opts.slotsPerModel !== true) return this.#slots
+        let queue = this.#runners.get(model)
+        if (queue === undefined) {
+          queue = this.#runners.size === 0 ? this.#slots : newQueue()
+          this.#runners.set(model, queue)
+        }
+        return queue
+      },
     }
     // Go's http.Server, as Ollama runs it, has no idle or request timeouts; Node's defaults (5s
     // keep-alive, 300s request) would close pooled upstream sockets that Ollama keeps open.
@@ -102,7 +115,12 @@ class FakeOllamaServer implements FakeOllama {
   get url(): string { return `http://127.0.0.1:${this.#port}` }
   get port(): number { return this.#port }
   get inFlight(): number { return this.#inFlight }
-  get queued(): number { return this.#slots.queued }
+  get queued(): number {
+    if (this.#runners.size === 0) return this.#slots.queued
+    let n = 0
+    for (const q of this.#runners.values()) n += q.queued
+    return n
+  }
   get closedEarly(): number { return this.#closedEarly }
   get completed(): number { return this.#completed }
 
@@ -147,7 +165,10 @@ class FakeOllamaServer implements FakeOllama {
   script(behaviour: Behaviour, opts: { path?: string; times?: number } = {}): void { this.#faults.add(behaviour, opts) }
   clearScripts(): void { this.#faults.clear() }
   setDefault(b: Behaviour | undefined): void { this.#faults.setDefault(b) }
-  setNumParallel(n: number): void { this.#slots.setNumParallel(n) }
+  setNumParallel(n: number): void {
+    this.#slots.setNumParallel(n)
+    for (const q of this.#runners.values()) if (q !== this.#slots) q.setNumParallel(n)
+  }
   setTokenDelayMs(ms: number): void { this.#tokenDelayMs = ms }
   setSpeed(factor: number): void { this.#speed = factor }
   addModel(m: FakeModel): void { this.#catalog.put(modelEntry(m)) }
@@ -216,6 +237,7 @@ class FakeOllamaServer implements FakeOllama {
       tokenDelayMs: this.#tokenDelayMs * this.#speed,
       promptDelayMs: (this.#opts.promptDelayMs ?? 0) * this.#speed,
       embedDelayMs: this.#opts.embedDelayMs === undefined ? undefined : this.#opts.embedDelayMs * this.#speed,
+      embedFurtherInputShare: this.#opts.embedFurtherInputShare ?? 1,
     })
     const background = req.method === 'GET' && BACKGROUND_PATHS.has(pathname) && /^corral\b/.test(req.headers['user-agent'] ?? '')
     // Chosen at arrival so scripts apply in the order requests come in.

@@ -63,6 +63,39 @@ t.test('promptDelayMs and embedDelayMs take time in the slot; setSpeed scales ne
   t.ok(performance.now() - started >= 115, 'twice as slow')
 })
 
+t.test('embedFurtherInputShare: inputs after the first cost a share of embedDelayMs; frozen durations follow', async (t) => {
+  const fake = await start(t, { tokenDelayMs: 0, embedDelayMs: 20, embedFurtherInputShare: 0.25, frozenTimings: true })
+  const started = performance.now()
+  const reply = JSON.parse((await post(fake, '/api/embed', { model: 'nomic-embed-text', input: Array.from({ length: 9 }, (_, i) => `x${i}`) })).text) as { total_duration: number }
+  const took = performance.now() - started
+  t.ok(took >= 55 && took < 150, `nine inputs cost 20 ms * (1 + 0.25 * 8) = 60 ms (took ${took.toFixed(0)} ms)`)
+  t.equal(reply.total_duration, 60e6, 'the nominal duration uses the same cost')
+})
+
+t.test('slotsPerModel: each model has its own slots and queue; the default shares one', async (t) => {
+  const chatWhileEmbedding = async (opts: FakeOllamaOptions): Promise<number> => {
+    const fake = await start(t, { numParallel: 1, tokenDelayMs: 0, promptDelayMs: 10, embedDelayMs: 150, ...opts })
+    const embedding = post(fake, '/api/embed', { model: 'nomic-embed-text', input: ['a'] })
+    await fake.waitUntil((f) => f.inFlight === 1)
+    const started = performance.now()
+    await post(fake, '/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: false })
+    const took = performance.now() - started
+    await embedding
+    return took
+  }
+  const own = await chatWhileEmbedding({ slotsPerModel: true })
+  t.ok(own < 100, `a chat does not wait for the embedding runner (took ${own.toFixed(0)} ms)`)
+  const shared = await chatWhileEmbedding({})
+  t.ok(shared >= 100, `without the option it queues behind the embedding (took ${shared.toFixed(0)} ms)`)
+
+  const fake = await start(t, { numParallel: 1, tokenDelayMs: 0, embedDelayMs: 100, slotsPerModel: true })
+  const embeds = [post(fake, '/api/embed', { model: 'nomic-embed-text', input: ['a'] }), post(fake, '/api/embed', { model: 'nomic-embed-text', input: ['b'] })]
+  await fake.waitUntil((f) => f.queued === 1, { what: 'the second embedding queued in its runner' })
+  fake.setNumParallel(2)
+  t.equal(fake.queued, 0, 'setNumParallel applies to every runner')
+  await Promise.all(embeds)
+})
+
 t.test('headers go on every answer; recordRequests:false counts without keeping', async (t) => {
   const seen: string[] = []
   const fake = await start(t, { headers: { 'X-Instance': 'n1' }, recordRequests: false, onRequest: (r) => seen.push(r.path) })

@@ -259,6 +259,11 @@ export class Admission {
     return slots
   }
 
+  /** Takes a slot on `instance` itself, with no selection and no queue (a part of a fan-out). */
+  occupy(request: BalancedRequest, instance: Instance): void {
+    this.#take(request, instance, this.#context.now())
+  }
+
   /** Takes a slot on `instance` for `request`. */
   #take(request: BalancedRequest, instance: Instance, now: number): Instance {
     const policy = this.#context.policy()

@@ -140,7 +140,7 @@ export class Balancer {
    * `release`, so in-flight counts and passive health see the part as any other request.
    */
   occupy(instance: Instance, request: BalancedRequest): void {
-    this.#take(request, instance, this.#now())
+    this.#admission.occupy(request, instance)
   }
 
   /** Gives back the slot taken by `acquire`, with how the attempt went. */

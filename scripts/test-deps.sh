@@ -4,8 +4,8 @@
 # redis-cli (Debian's redis-tools, a dependency of redis-server: the Cluster tests create their
 # cluster with `redis-cli --cluster create`) and prometheus (promtool: the metrics test checks the
 # exposition with it; the prometheus server: the dashboards test starts one on a free port).
-# As root it installs them with apt-get; otherwise it prints one line saying what to install and
-# exits 1. With --check it never installs: `npm test` runs it so (pretest), so a missing program is
+# It installs them with apt-get, as root or through sudo; without either it prints one line saying
+# what to install and exits 1. With --check it never installs: `npm test` runs it so (pretest), so a missing program is
 # named in one line before any test starts instead of as `spawn redis-server ENOENT` in the middle.
 # `.ci/run` runs it to install.
 set -uo pipefail
@@ -22,8 +22,14 @@ if ! command -v apt-get >/dev/null 2>&1; then
   printf 'the tests need %s (as Debian names them): install them with your package manager\n' "${missing[*]}" >&2
   exit 1
 fi
-if [ "$check_only" = true ] || [ "$(id -u)" -ne 0 ]; then
-  printf 'the tests need %s (Debian packages): run `sudo scripts/test-deps.sh` to install them\n' "${missing[*]}" >&2
+if [ "$check_only" = true ]; then
+  printf 'the tests need %s (Debian packages): run `scripts/test-deps.sh` to install them\n' "${missing[*]}" >&2
+  exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  # Not root: through sudo where there is one (a fresh Debian container is root and has none).
+  if command -v sudo >/dev/null 2>&1; then exec sudo -- bash "$0" "$@"; fi
+  printf 'the tests need %s (Debian packages): run `scripts/test-deps.sh` as root to install them\n' "${missing[*]}" >&2
   exit 1
 fi
 

@@ -12,7 +12,7 @@ import t from 'tap'
 import { parse } from 'yaml'
 import { startFakeOllama } from './fixtures/fake-ollama.js'
 import { send } from './fixtures/http.js'
-import { startPrometheus, type PromSample } from './fixtures/prometheus.js'
+import { SCRAPE_INTERVAL_MS, startPrometheus, type PromSample } from './fixtures/prometheus.js'
 import { startRedisServer } from './fixtures/redis-server.js'
 import { startCorral } from './fixtures/start-corral.js'
 
@@ -47,6 +47,10 @@ async function loadDashboards(): Promise<Map<string, Dashboard>> {
 function substitute(expr: string, window: string): string {
   return expr.replaceAll('$__rate_interval', window).replaceAll('$__range', window).replaceAll('$__interval', window)
 }
+
+// Each Prometheus takes about five seconds to apply its targets before the first scrape (its
+// scrape manager's fixed reload throttle): the two live tests wait for theirs side by side.
+t.jobs = 2
 
 t.test('dashboards are Grafana JSON with the datasource variable; provisioning parses', async (t) => {
   const dashboards = await loadDashboards()
@@ -151,7 +155,7 @@ t.test('every panel of every dashboard shows data from a real Prometheus scrapin
   await prometheus.waitFor('sum(corral_requests_total)', (r) => r[0]?.value === sent, 30_000)
   await round(2, 3)
   // Scraped with everything, and scraped once more after that, so every series has two samples.
-  await prometheus.waitFor('sum(corral_requests_total offset 2s)', (r) => r[0]?.value === sent, 30_000)
+  await prometheus.waitFor(`sum(corral_requests_total offset ${2 * SCRAPE_INTERVAL_MS}ms)`, (r) => r[0]?.value === sent, 30_000)
   // rate() extrapolates a series to the start of its range by at most the time its first value
   // would take to reach zero at its average rate; with enough samples every cache series is
   // extrapolated alike, so a ratio of two rates is the ratio of their increases.
@@ -250,7 +254,7 @@ t.test('on a default deployment (no Redis) no panel shows a bare "No data"', asy
   await traffic(1)
   await prometheus.waitFor('sum(corral_requests_total)', (r) => r[0]?.value === sent, 30_000)
   await traffic(2)
-  await prometheus.waitFor('sum(corral_requests_total offset 2s)', (r) => r[0]?.value === sent, 30_000)
+  await prometheus.waitFor(`sum(corral_requests_total offset ${2 * SCRAPE_INTERVAL_MS}ms)`, (r) => r[0]?.value === sent, 30_000)
   t.same((await prometheus.query('corral_cache_store_info')).map((s) => [s.metric.store, s.value]), [['memory', 1]], 'the memory store')
 
   const window = `${Math.ceil((Date.now() - prometheus.startedAt) / 1000) + 10}s`

@@ -21,6 +21,10 @@ function saturate(limit: ConcurrencyLimit, slots: number, answers: number, servi
   for (let i = 0; i < answers; i++) answer(limit, limit.value, slots, serviceMs)
 }
 
+// The scenarios on fake instances wait on answers most of the time, each on its own fake and
+// corral: they run side by side.
+t.jobs = 6
+
 t.test('starts low, doubles while nothing queues, then settles within one of the slots', async (t) => {
   for (const slots of [1, 2, 3, 4, 8, 12, 32]) {
     const limit = new ConcurrencyLimit()

@@ -9,8 +9,9 @@
  *
  * Only when it helps: a bulk `/api/embed` or `/v1/embeddings` request with more text inputs than
  * the part size, while interactive requests came in the last 10 s (a fleet busy with bulk only
- * runs whole batches: every part costs the instance its per-request work again), and the model's
- * digest is known: every part goes to an instance with that digest, the one the cache keys use.
+ * runs whole batches: every part costs the instance its per-request work again), for at most
+ * two batches in flight of three (CUT_SHARE), and when the model's digest is known: every part
+ * goes to an instance with that digest, the one the cache keys use.
  *
  * Below the cache: with the cache on, the parts carry the items the cache misses, and the cache
  * sees the joined answer as it would see one instance's (and keeps it only when it is whole and
@@ -30,21 +31,50 @@ import { joinEmbeddings, type PartAnswer } from './joined-embeddings.js'
 /** A part's answer is read whole before it is joined; above this the batch fails. */
 const MAX_PART_BYTES = 256 * 1024 * 1024
 
+/**
+ * At most this share of the batches corral has in flight (of those it may cut) go in parts; the
+ * others go whole. Every cut costs the instance its per-request work once more (a 32-input batch
+ * of the priority bench cut in two: 8 % more slot time), and batches of mixed lengths also keep
+ * the slots from ending in lock step, so a query finds one freeing soon. A batch alone is cut.
+ */
+const CUT_SHARE = 2 / 3
+
 /** How a batch is cut: its parts' inputs, in order, and the digest every part must be served with. */
-export interface BatchCut {
+interface BatchCut {
   readonly parts: readonly (readonly string[])[]
   readonly digest: string
 }
 
 export class BatchParts {
   readonly #balancer: Balancer
+  /** Batches in flight that corral could cut: sent in parts, and sent whole (CUT_SHARE). */
+  #cutInFlight = 0
+  #wholeInFlight = 0
+  readonly #wholeDone = (): void => void this.#wholeInFlight--
 
   constructor(balancer: Balancer) {
     this.#balancer = balancer
   }
 
-  /** How `ex` is sent in parts, or undefined when it goes whole. */
-  cut(ex: Exchange): BatchCut | undefined {
+  /**
+   * Sends `ex` upstream through `send` (balancer, failover, relay): whole, or in parts when it is
+   * a bulk batch worth cutting now. In parts, `ex` is answered with the joined answer, through
+   * its tap (the cache) and to the client when it relays; rejects with a CorralError when a part
+   * failed, and resolves without answering when the client left.
+   */
+  forward(ex: Exchange, send: (exchange: Exchange) => Promise<void>): Promise<void> {
+    const cut = this.#cut(ex)
+    if (cut === undefined) return send(ex)
+    if (this.#cutInFlight >= CUT_SHARE * (this.#cutInFlight + this.#wholeInFlight + 1)) {
+      this.#wholeInFlight++
+      return send(ex).finally(this.#wholeDone)
+    }
+    this.#cutInFlight++
+    return this.#forwardParts(ex, cut, send).finally(() => this.#cutInFlight--)
+  }
+
+  /** How `ex` would be sent in parts, or undefined when it goes whole. */
+  #cut(ex: Exchange): BatchCut | undefined {
     if (ex.priority !== 'bulk' || (ex.route.name !== 'embed' && ex.route.name !== 'openai_embeddings')) return undefined
     const size = this.#balancer.priorityRules.bulkPartSize
     const input = ex.json?.input
@@ -64,13 +94,8 @@ export class BatchParts {
     return { parts, digest }
   }
 
-  /**
-   * Sends the parts of `ex` (each through `send`: balancer, failover, relay into its capture) and
-   * answers `ex` with the joined answer, through its tap (the cache) and to the client when it
-   * relays. Rejects with a CorralError when a part failed; resolves without answering when the
-   * client left.
-   */
-  async forward(ex: Exchange, cut: BatchCut, send: (part: Exchange) => Promise<void>): Promise<void> {
+  /** Sends the parts of `ex`, each through `send` into its capture, and answers `ex` with them joined. */
+  async #forwardParts(ex: Exchange, cut: BatchCut, send: (part: Exchange) => Promise<void>): Promise<void> {
     if (ex.clientGone) return
     const parts = cut.parts.map((inputs) => partOf(ex, inputs, cut.digest))
     ex.parts = parts.length

@@ -59,11 +59,9 @@ export class Proxy {
   readonly #views: ClusterViews | undefined
   readonly #metrics: Metrics | undefined
   readonly #parts: BatchParts
-  readonly #forwardPart = (part: Exchange): Promise<void> => this.#forwardWithFailover(part)
-  readonly #forward = (ex: Exchange): Promise<void> => {
-    const cut = this.#parts.cut(ex)
-    return cut === undefined ? this.#forwardWithFailover(ex) : this.#parts.forward(ex, cut, this.#forwardPart)
-  }
+  readonly #forwardOne = (ex: Exchange): Promise<void> => this.#forwardWithFailover(ex)
+  /** Whole, or a bulk batch in parts (each part with its own failover). */
+  readonly #forward = (ex: Exchange): Promise<void> => this.#parts.forward(ex, this.#forwardOne)
   #active = 0
   #idle: (() => void)[] = []
 

@@ -2,8 +2,8 @@
  * Bulk embedding batches sent in parts (balancer.priority.bulk_part_size), through a real corral
  * in front of fake Ollamas: the parts reach the instances as separate requests of the configured
  * size and the client gets one answer equal to the unsplit one (/api/embed and /v1/embeddings);
- * only bulk batches are cut, only while interactive requests come, only over instances with the
- * model's digest; a query queued while the parts run is served between them; a failing part gives
+ * only bulk batches are cut, only while interactive requests come, at most two of three batches
+ * in flight, only over instances with the model's digest; a query queued while the parts run is served between them; a failing part gives
  * one error and nothing is cached; a partly cached batch works and caches its parts' items; a
  * client that leaves cancels the parts; a reload changes the part size.
  */
@@ -103,6 +103,29 @@ t.test('only bulk batches, only while interactive requests come, never with bulk
   await interactive(url)
   t.equal((await send(url, 'POST', '/api/embed', batch())).status, 200)
   t.same(embedInputs(fake).slice(7).map((p) => p.length), [16], 'reloaded to 0: never cut')
+})
+
+t.test('of the batches in flight, at most two in three go in parts; the others go whole', async (t) => {
+  const fake = await startFakeOllama()
+  t.teardown(() => fake.close())
+  const { url } = await startCorral(t, [fake.url], {
+    instances: [{ url: fake.url, name: 'i0', max_concurrency: 16 }],
+    cache: { enabled: false },
+    balancer: { priority: priority() },
+  })
+  await interactive(url)
+  // The fake holds every request in its queue until the test lets them run: all three batches are in flight.
+  fake.setNumParallel(0)
+  const batches = [texts(8), texts(8), texts(8)]
+  const answers: Promise<Awaited<ReturnType<typeof send>>>[] = []
+  for (const [i, input] of batches.entries()) {
+    answers.push(send(url, 'POST', '/api/embed', { model: EMBED, input }))
+    await fake.waitUntil((f) => f.queued === [2, 4, 5][i], { what: `batch ${i + 1} at the instance` })
+  }
+  fake.setNumParallel(8)
+  for (const answer of await Promise.all(answers)) t.equal(answer.status, 200)
+  t.same(embedInputs(fake).map((p) => p.length), [4, 4, 4, 4, 8], 'two batches in parts, the third whole')
+  t.equal(embedInputs(fake).length, 5)
 })
 
 t.test('parts go only to instances with the digest the cache keys use', async (t) => {

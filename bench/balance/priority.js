@@ -15,6 +15,7 @@
 //
 //   npm run build && node bench/balance/priority.js
 //   PHASE=20 BULK_RESERVE=0.5 node bench/balance/priority.js
+//   BULK_PART_SIZE=0 node bench/balance/priority.js   (batches never cut into parts)
 import { spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
@@ -33,6 +34,8 @@ const FLOOD_CLIENTS = env('FLOOD_CLIENTS', 12)
 const USER_EVERY_MS = env('USER_EVERY_MS', 250)
 const PHASE_S = env('PHASE', 15)
 const BULK_RESERVE = process.env.BULK_RESERVE ?? '0.25'
+// Inputs per part of a bulk batch (balancer.priority.bulk_part_size); unset: corral's default.
+const BULK_PART_SIZE = process.env.BULK_PART_SIZE
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 const embedMs = (inputs) => EMBED_MS * (1 + 0.25 * (inputs - 1))
@@ -144,6 +147,7 @@ async function main() {
       'balancer:',
       '  priority:',
       `    bulk_reserve: ${BULK_RESERVE}`,
+      ...(BULK_PART_SIZE === undefined ? [] : [`    bulk_part_size: ${BULK_PART_SIZE}`]),
       'auth:',
       '  enabled: true',
       '  keys:',
@@ -174,7 +178,7 @@ async function main() {
       const r = (v, base_) => (v / base_).toFixed(2)
       return `| ${p.name} | ${q50.toFixed(0)} / ${q95.toFixed(0)} ms (${r(q50, pct(quiet.out.query, 50))}x / ${r(q95, pct(quiet.out.query, 95))}x) | ${c50.toFixed(0)} / ${c95.toFixed(0)} ms (${r(c50, pct(quiet.out.chat, 50))}x / ${r(c95, pct(quiet.out.chat, 95))}x) | ${p.out.query.length} |`
     }
-    console.log(`${INSTANCES} instances x ${SLOTS} slots; batch of ${BATCH}: ${embedMs(BATCH)} ms; bulk_reserve ${BULK_RESERVE}; phases of ${PHASE_S} s (first 2 s not measured)\n`)
+    console.log(`${INSTANCES} instances x ${SLOTS} slots; batch of ${BATCH}: ${embedMs(BATCH)} ms; bulk_reserve ${BULK_RESERVE}; bulk_part_size ${BULK_PART_SIZE ?? 'default'}; phases of ${PHASE_S} s (first 2 s not measured)\n`)
     console.log('| | query embedding p50 / p95 (x quiet) | chat p50 / p95 (x quiet) | user turns |')
     console.log('| --- | ---: | ---: | ---: |')
     for (const p of [quiet, ingest, flood]) console.log(row(p))

@@ -189,6 +189,8 @@ export class Admission {
       const instance = instances[i]!
       eligible[i] = 0
       if ((tried !== undefined && tried.has(instance)) || (filterModel && !instance.mayHave(model!))) continue
+      // A part of a batch goes only where the model has the digest the other parts use.
+      if (request.digest !== undefined && instance.models?.get(model!) !== request.digest) continue
       eligible[i] = 2 // a candidate, not (yet) admitted
       candidates++
       if (!instance.health.admits(now)) continue
@@ -234,7 +236,12 @@ export class Admission {
 
   /** Whether bulk requests leave the reserve free now: an interactive one came recently. */
   #reserveHeld(now: number): boolean {
-    return this.#context.config().priority.bulkReserve > 0 && now - this.#interactiveAt < RESERVE_HOLD_MS
+    return this.#context.config().priority.bulkReserve > 0 && this.interactiveRecently(now)
+  }
+
+  /** Whether an interactive model request came in the last 10 s (the reserve is held, bulk batches go in parts). */
+  interactiveRecently(now = this.#context.now()): boolean {
+    return now - this.#interactiveAt < RESERVE_HOLD_MS
   }
 
   /** True when `instance` carries as many requests of `work` as bulk may use there (its slots less the reserve, at least one). */

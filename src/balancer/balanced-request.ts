@@ -21,6 +21,11 @@ export interface BalancedRequest extends PickRequest {
   readonly tenant?: string | undefined
   /** The tenant's weight in its class; undefined: 1. */
   readonly shareWeight?: number | undefined
+  /**
+   * Only instances whose discovered digest of `modelKey` is this (the parts of one split batch:
+   * their answers are joined, and cached under one digest); undefined: any instance.
+   */
+  readonly digest?: string | undefined
 }
 
 /** How one attempt ended, as the balancer needs it. */

@@ -105,6 +105,11 @@ export class Balancer {
     return this.#config.priority
   }
 
+  /** Whether an interactive model request came in the last 10 s (bulk leaves the reserve free, batches go in parts). */
+  interactiveRecently(): boolean {
+    return this.#admission.interactiveRecently()
+  }
+
   /** Requests waiting for a free slot. */
   get queueDepth(): number {
     return this.#admission.queueDepth

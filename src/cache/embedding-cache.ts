@@ -138,7 +138,8 @@ export class EmbeddingCache {
     const capture = new ResponseCapture(relay ? this.#ctx.config.maxEntryBytes * 16 : MAX_ASSEMBLED_BYTES, undefined, 'reference')
     const sent = [...fetch.values()]
     if (!relay) {
-      ex.body = Buffer.from(JSON.stringify({ ...ex.json, [plan.field]: plan.field === 'prompt' ? sent[0] : sent }))
+      ex.json = { ...ex.json, [plan.field]: plan.field === 'prompt' ? sent[0] : sent }
+      ex.body = Buffer.from(JSON.stringify(ex.json))
       ex.relay = false
     }
     this.#ctx.mark(ex, 'miss')

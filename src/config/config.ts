@@ -46,6 +46,11 @@ export interface PriorityConfig {
   readonly bulkReserve: number
   /** Bulk waiting this long in ms is served as interactive (`bulk_max_wait`). Default 10 s. */
   readonly bulkMaxWaitMs: number
+  /**
+   * Bulk embedding batches larger than this many inputs go to the instances in parts of at most
+   * this many (`bulk_part_size`), while interactive requests come; 0: never split. Default 16.
+   */
+  readonly bulkPartSize: number
 }
 
 export interface HealthConfig {
@@ -250,6 +255,7 @@ export function compileConfig(file: ConfigFile): Config {
         bulkBatchSize: file.balancer.priority.bulk_batch_size,
         bulkReserve: file.balancer.priority.bulk_reserve,
         bulkMaxWaitMs: ms(file.balancer.priority.bulk_max_wait),
+        bulkPartSize: file.balancer.priority.bulk_part_size,
       },
     },
     health: {

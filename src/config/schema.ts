@@ -160,6 +160,11 @@ export const configSchema = z
               'A bulk request that has waited this long is served with the interactive ones (and may use the reserve), so bulk never starves.',
               1,
             ),
+            bulk_part_size: count(
+              16,
+              'A bulk /api/embed or /v1/embeddings batch with more inputs than this is sent to the instances in parts of at most this many inputs (equal sizes), each part taking a slot of its own, while interactive requests came in the last 10 s (at most two of three batches in flight; the others go whole): a query waits for one part, not a whole batch. The client gets one answer. Smaller parts let queries in sooner and cost batch throughput (an instance does per request work once). 0 never splits.',
+              0,
+            ),
           })
           .prefault({})
           .meta({

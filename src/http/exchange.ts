@@ -50,7 +50,10 @@ export class Exchange implements BalancedRequest {
   followed: (() => boolean) | undefined
   /** The request body, when it was read whole (undefined: none, or streamed through). */
   body: Buffer | undefined
-  /** The parsed JSON body, when the route reads one. */
+  /**
+   * The parsed JSON body, when the route reads one; as it goes upstream (the embedding cache
+   * replaces it with `body` when it sends only the items it misses).
+   */
   json: Record<string, unknown> | undefined
   /** The `model` field of the body, if any. */
   model: string | undefined
@@ -98,6 +101,10 @@ export class Exchange implements BalancedRequest {
   tenant = ''
   /** The key's weight in its class. */
   shareWeight = 1
+  /** Set on the parts of a split batch: only instances with this digest of the model (BalancedRequest). */
+  digest: string | undefined
+  /** Parts the batch was sent in (proxy/batch-parts.ts), for the log; undefined: not split. */
+  parts: number | undefined
   /** Why the response failed after it started, for the log. */
   error: string | undefined
 

@@ -18,6 +18,7 @@ import { replyError } from '../http/reply.js'
 import { Exchange } from '../http/exchange.js'
 import { acceptedRequestId, newRequestId, upstreamRequestHeaders } from './headers.js'
 import { UpstreamAttempt } from './upstream-attempt.js'
+import { BatchParts } from './batch-parts.js'
 import { PRIORITY_HEADER, priorityOf } from './priority-of.js'
 import { BodyAborted, parseFields, readBody } from '../http/request-body.js'
 import { routeFor } from '../http/routes.js'
@@ -57,7 +58,10 @@ export class Proxy {
   readonly #window: RequestWindow
   readonly #views: ClusterViews | undefined
   readonly #metrics: Metrics | undefined
-  readonly #forward = (ex: Exchange): Promise<void> => this.#forwardWithFailover(ex)
+  readonly #parts: BatchParts
+  readonly #forwardOne = (ex: Exchange): Promise<void> => this.#forwardWithFailover(ex)
+  /** Whole, or a bulk batch in parts (each part with its own failover). */
+  readonly #forward = (ex: Exchange): Promise<void> => this.#parts.forward(ex, this.#forwardOne)
   #active = 0
   #idle: (() => void)[] = []
 
@@ -71,6 +75,7 @@ export class Proxy {
     this.#window = deps.window
     this.#views = deps.views
     this.#metrics = deps.metrics
+    this.#parts = new BatchParts(deps.balancer)
   }
 
   /** New settings from a reload (attempts, timeouts, body limits), for requests from now on. */
@@ -262,6 +267,7 @@ export class Proxy {
         status: ex.res.statusCode,
         instance: ex.instance?.name,
         attempts: ex.attempts,
+        parts: ex.parts,
         cache: ex.cache,
         ms: Math.round(ms * 10) / 10,
         ttfb_ms: ex.firstByteAt > 0 ? Math.round((ex.firstByteAt - ex.startedAt) * 10) / 10 : undefined,

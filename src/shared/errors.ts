@@ -153,6 +153,11 @@ export function attemptsFailed(failures: readonly { instance: string; failure: U
   return new CorralError('CORRAL_UPSTREAM_FAILED', 502, `no instance could answer: ${what}`)
 }
 
+/** The answer when a part of a batch sent in parts came back cut or unreadable: no answer can be joined. */
+export function brokenPart(detail: string): CorralError {
+  return new CorralError('CORRAL_UPSTREAM_FAILED', 502, `the batch was sent in parts and one part's answer is unusable: ${detail}`)
+}
+
 /** The answer when every instance is at its concurrency limit. */
 export function noInstance(count: number): CorralError {
   return new CorralError(

@@ -181,6 +181,8 @@ t.test('one rule per field, each reported with its path, all at once', async (t)
     ['policy', { balancer: { policy: 'random' } }, 'balancer.policy must be one of "load-score", "least-inflight", "round-robin", got "random"'],
     ['max_queue', { balancer: { max_queue: -1 } }, 'balancer.max_queue must be at least 0, got -1'],
     ['queue_timeout', { balancer: { queue_timeout: 'soon' } }, 'balancer.queue_timeout must be a duration like "30s", "5m" or "250ms", got "soon"'],
+    ['bulk_part_size', { balancer: { priority: { bulk_part_size: -1 } } }, 'balancer.priority.bulk_part_size must be at least 0, got -1'],
+    ['bulk_part_size whole', { balancer: { priority: { bulk_part_size: 2.5 } } }, 'balancer.priority.bulk_part_size must be a whole number, got 2.5'],
     ['affinity header', { balancer: { affinity: { header: 'X Session' } } }, 'balancer.affinity.header must be an HTTP header name, got "X Session"'],
     ['affinity tolerance', { balancer: { affinity: { tolerance: 0.5 } } }, 'balancer.affinity.tolerance must be at least 1, got 0.5'],
     ['health interval floor', { health: { interval: '100ms' } }, 'health.interval must be at least 1000 ms, got "100ms"'],

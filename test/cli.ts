@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
-import { CORRAL_BIN, cleanEnv, runCli } from './fixtures/cli-process.js'
+import { CORRAL_BIN, cleanEnv, nodeCommand, runCli } from './fixtures/cli-process.js'
 import { startFakeOllama } from './fixtures/fake-ollama.js'
 import { ndjson, send } from './fixtures/http.js'
 
@@ -20,7 +20,7 @@ const run = runCli
 
 /** Starts `corral serve` and resolves with its URL once its `listening` log line appears. */
 async function serve(t: Test, args: string[]): Promise<{ child: ChildProcess; url: string; lines: Record<string, unknown>[] }> {
-  const child = spawn(process.execPath, [BIN, 'serve', ...args], { env: cleanEnv })
+  const child = spawn(...nodeCommand([BIN, 'serve', ...args]), { env: cleanEnv })
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL')
   })

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { BenchReport } from '../../src/bench/bench-result.js'
 import { BUILT_IN_QUESTIONS } from '../../src/bench/prompts.js'
-import { CORRAL_BIN, runCli, type CliRun } from '../fixtures/cli-process.js'
+import { CORRAL_BIN, nodeCommand, runCli, type CliRun } from '../fixtures/cli-process.js'
 import { startFakeOllama, type FakeOllama } from '../fixtures/fake-ollama.js'
 
 // About ten node processes start here; on a busy 2-core machine each takes a few seconds.
@@ -134,7 +134,7 @@ t.test('bad arguments: one line on stderr, exit 2, nothing sent', async (t) => {
 
 t.test('Ctrl-C: stops, prints the partial result, exits 130', async (t) => {
   const f = await fake(t, { tokenDelayMs: 20 })
-  const child = spawn(process.execPath, [BIN, 'bench', '--url', f.url, '--duration', '60s', '-c', '2', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(...nodeCommand([BIN, 'bench', '--url', f.url, '--duration', '60s', '-c', '2', '--json']), { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL')
   })
@@ -156,7 +156,7 @@ t.test('Ctrl-C: stops, prints the partial result, exits 130', async (t) => {
 t.test('a progress line on a terminal', async (t) => {
   const f = await fake(t)
   // script(1) gives the command a pseudo-terminal; -e passes its exit status on.
-  const command = [process.execPath, BIN, 'bench', '--url', f.url, '--workload', 'embed', '--duration', '700ms', '-c', '1'].map((a) => `'${a}'`).join(' ')
+  const command = nodeCommand([BIN, 'bench', '--url', f.url, '--workload', 'embed', '--duration', '700ms', '-c', '1']).flat().map((a) => `'${a}'`).join(' ')
   const child = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout.on('data', (d: Buffer) => (out += d.toString()))

@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import type { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
-import { CORRAL_BIN, cleanEnv } from '../fixtures/cli-process.js'
+import { CORRAL_BIN, cleanEnv, nodeCommand } from '../fixtures/cli-process.js'
 
 interface DemoJson {
   corral?: string
@@ -21,7 +21,7 @@ type Child = ChildProcessByStdio<null, Readable, Readable>
 
 /** Starts `corral demo ...args --json` and resolves with its JSON line; the test stops it on teardown. */
 async function startDemo(t: Test, args: readonly string[]): Promise<{ child: Child; info: DemoJson; stderr: () => string }> {
-  const child = spawn(process.execPath, [CORRAL_BIN, 'demo', '--json', ...args], { env: cleanEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(...nodeCommand([CORRAL_BIN, 'demo', '--json', ...args]), { env: cleanEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
@@ -109,7 +109,7 @@ t.test('corral demo --fleet-only: the instances and the control channel, no corr
 })
 
 t.test('corral demo: bad options exit 2 with one line each', async (t) => {
-  const child = spawn(process.execPath, [CORRAL_BIN, 'demo', '--instances', '0', '--slots', 'x'], { env: cleanEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(...nodeCommand([CORRAL_BIN, 'demo', '--instances', '0', '--slots', 'x']), { env: cleanEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
   const [code] = (await once(child, 'exit')) as [number | null]

@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import t from 'tap'
 import { Agent } from 'undici'
-import { CORRAL_BIN } from '../fixtures/cli-process.js'
+import { CORRAL_BIN, nodeCommand } from '../fixtures/cli-process.js'
 import { sendOne, Tally } from '../fixtures/fault-load.js'
 import { startFakeOllama } from '../fixtures/fake-ollama.js'
 import { startFaultProxy } from '../fixtures/fault-proxy.js'
@@ -45,7 +45,7 @@ t.test('SIGTERM under load: new connections refused, streams in flight complete,
     ].join('\n'),
   )
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CORRAL_') && k !== 'OLLAMA_HOST'))
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', config], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(...nodeCommand([BIN, 'serve', '--config', config]), { env, stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   })

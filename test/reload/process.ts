@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
-import { CORRAL_BIN } from '../fixtures/cli-process.js'
+import { CORRAL_BIN, nodeCommand } from '../fixtures/cli-process.js'
 import { startFakeOllama, type FakeOllama } from '../fixtures/fake-ollama.js'
 import { ndjson, send } from '../fixtures/http.js'
 import { waitFor } from '../fixtures/wait-for.js'
@@ -32,7 +32,7 @@ interface Served {
 }
 
 async function serve(t: Test, args: string[]): Promise<Served> {
-  const child = spawn(process.execPath, [BIN, 'serve', ...args], { env: cleanEnv })
+  const child = spawn(...nodeCommand([BIN, 'serve', ...args]), { env: cleanEnv })
   t.teardown(async () => {
     if (child.exitCode !== null) return
     child.kill('SIGKILL')
@@ -175,13 +175,13 @@ t.test('POST /api/admin/reload: 200 with the changes, 422 for an invalid file, 4
 })
 
 t.test('--watch needs a config file; the help names it and SIGHUP', async (t) => {
-  const child = spawn(process.execPath, [BIN, 'serve', '--watch', '--instances', 'http://127.0.0.1:1'], { env: cleanEnv })
+  const child = spawn(...nodeCommand([BIN, 'serve', '--watch', '--instances', 'http://127.0.0.1:1']), { env: cleanEnv })
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
   const [code] = (await once(child, 'close')) as [number | null]
   t.equal(code, 2)
   t.match(stderr, 'corral: --watch needs a config file (--config or CORRAL_CONFIG)')
-  const help = spawn(process.execPath, [BIN, 'serve', '--help'], { env: cleanEnv })
+  const help = spawn(...nodeCommand([BIN, 'serve', '--help']), { env: cleanEnv })
   let stdout = ''
   help.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
   await once(help, 'close')

@@ -161,6 +161,10 @@ t.test('every panel of every dashboard shows data from a real Prometheus scrapin
   // extrapolated alike, so a ratio of two rates is the ratio of their increases.
   await prometheus.waitFor('min(count_over_time(corral_cache_requests_total[5m]))', (r) => (r[0]?.value ?? 0) >= 12, 30_000, 250)
 
+  // Redis answers, and Prometheus has scraped that (on a busy machine a few slow commands in a row
+  // can open the cache's circuit for a retry interval: its background probe closes it again).
+  await prometheus.waitFor('corral_redis_up', (r) => r[0]?.value === 1, 30_000)
+
   // Every range covers the whole load (Prometheus started just before it).
   const window = `${Math.ceil((Date.now() - prometheus.startedAt) / 1000) + 10}s`
   const results = new Map<string, PromSample[]>()

@@ -38,8 +38,10 @@ const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, '\\$&')
 /**
  * The shared store in Redis. It never slows or breaks the request path: every failure makes
  * `get` a miss and `set` a no-op, and three failures in a row open a circuit that skips Redis
- * entirely (no request waits on it) until a background probe finds it answering again. Each state change
- * is logged once (warn when down, info when up) and counted.
+ * entirely (no request waits on it) until a background probe finds it answering again. The probe
+ * runs every retry interval while Redis is down, whether or not requests come, so an idle corral's
+ * `corral_redis_up` and `/cache/stats` see Redis come back. Each state change is logged once (warn
+ * when down, info when up) and counted.
  */
 export class RedisStore implements CacheStore {
   readonly kind = 'redis'
@@ -54,6 +56,7 @@ export class RedisStore implements CacheStore {
   #retryAt = 0
   #consecutiveFailures = 0
   #probing = false
+  #probeTimer: NodeJS.Timeout | undefined
   readonly #waiters = new Set<() => void>()
   #closed: Promise<void> | undefined
   /** The value of this process's locks (`claim`). */
@@ -197,6 +200,7 @@ export class RedisStore implements CacheStore {
   }
 
   close(): Promise<void> {
+    clearTimeout(this.#probeTimer)
     this.#closed ??= this.#client.quit().then(
       () => undefined,
       () => this.#client.disconnect(),
@@ -248,20 +252,34 @@ export class RedisStore implements CacheStore {
   #usable(): boolean {
     if (this.#state === 'up') return true
     if (this.#state === 'connecting') return false
-    if (!this.#probing && this.#now() >= this.#retryAt && this.#closed === undefined) {
-      this.#probing = true
-      this.#client.ping().then(
-        () => {
-          this.#probing = false
-          this.#succeeded()
-        },
-        (err: unknown) => {
-          this.#probing = false
-          this.#failed(err)
-        },
-      )
-    }
+    if (this.#now() >= this.#retryAt) this.#probe()
     return false
+  }
+
+  /** One PING to see whether Redis answers again (at most one at a time). */
+  #probe(): void {
+    if (this.#probing || this.#closed !== undefined) return
+    this.#probing = true
+    this.#client.ping().then(
+      () => {
+        this.#probing = false
+        this.#succeeded()
+      },
+      (err: unknown) => {
+        this.#probing = false
+        this.#failed(err)
+      },
+    )
+  }
+
+  /** While down, a probe one retry interval from now, without waiting for a request to start it. */
+  #scheduleProbe(): void {
+    if (this.#probeTimer !== undefined || this.#closed !== undefined) return
+    this.#probeTimer = setTimeout(() => {
+      this.#probeTimer = undefined
+      if (this.#state === 'down') this.#probe()
+    }, this.#retryIntervalMs)
+    this.#probeTimer.unref()
   }
 
   #succeeded(): void {
@@ -282,7 +300,11 @@ export class RedisStore implements CacheStore {
     // again so a promoted replica is used as soon as it takes over (concurrent calls coalesce).
     if (this.#isCluster() && this.#closed === undefined) (this.#client as Cluster).refreshSlotsCache()
     this.#retryAt = this.#now() + this.#retryIntervalMs
-    if (this.#state === 'down' || this.#closed !== undefined) return
+    if (this.#closed !== undefined) return
+    if (this.#state === 'down') {
+      this.#scheduleProbe()
+      return
+    }
     // A probe or a connection error while connecting counts at once; commands of a working
     // connection after FAILURES_TO_OPEN in a row.
     if (this.#state === 'up' && ++this.#consecutiveFailures < FAILURES_TO_OPEN) return
@@ -292,5 +314,6 @@ export class RedisStore implements CacheStore {
       { err: err instanceof Error ? err.message : String(err), retry_ms: this.#retryIntervalMs },
       'redis down: cache skips it (requests are answered as misses) until it answers again',
     )
+    this.#scheduleProbe()
   }
 }

@@ -17,8 +17,6 @@ export interface RedisStoreOptions {
    */
   commandTimeoutMs?: number | undefined
   logger: Logger
-  /** Clock in ms (injected for tests). Default `Date.now`. */
-  now?: () => number
 }
 
 const SCAN_COUNT = 1000
@@ -38,10 +36,10 @@ const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, '\\$&')
 /**
  * The shared store in Redis. It never slows or breaks the request path: every failure makes
  * `get` a miss and `set` a no-op, and three failures in a row open a circuit that skips Redis
- * entirely (no request waits on it) until a background probe finds it answering again. The probe
- * runs every retry interval while Redis is down, whether or not requests come, so an idle corral's
- * `corral_redis_up` and `/cache/stats` see Redis come back. Each state change is logged once (warn
- * when down, info when up) and counted.
+ * entirely (no request waits on it) until a probe finds it answering again. The probe runs on a
+ * timer every retry interval while Redis is down, not on a request, so an idle corral's
+ * `corral_redis_up` and `/cache/stats` see Redis come back too. Each state change is logged once
+ * (warn when down, info when up) and counted.
  */
 export class RedisStore implements CacheStore {
   readonly kind = 'redis'
@@ -49,11 +47,9 @@ export class RedisStore implements CacheStore {
   readonly #retryIntervalMs: number
   readonly #commandTimeoutMs: number | undefined
   readonly #logger: Logger
-  readonly #now: () => number
   #state: 'connecting' | 'up' | 'down' = 'connecting'
   #errors = 0
   #stateChanges = 0
-  #retryAt = 0
   #consecutiveFailures = 0
   #probing = false
   #probeTimer: NodeJS.Timeout | undefined
@@ -67,7 +63,6 @@ export class RedisStore implements CacheStore {
     this.#retryIntervalMs = options.retryIntervalMs
     this.#commandTimeoutMs = options.commandTimeoutMs
     this.#logger = options.logger
-    this.#now = options.now ?? Date.now
     // Connection errors come as events; without a listener ioredis would print them.
     this.#client.on('error', (err: Error) => this.#failed(err))
     this.#client.on('ready', () => this.#succeeded())
@@ -248,12 +243,9 @@ export class RedisStore implements CacheStore {
     return (this.#client as { isCluster?: boolean }).isCluster === true
   }
 
-  /** Whether a command may go to Redis now; while down, starts a background probe when due. */
+  /** Whether a command may go to Redis now: only while up (connecting or down, it is skipped). */
   #usable(): boolean {
-    if (this.#state === 'up') return true
-    if (this.#state === 'connecting') return false
-    if (this.#now() >= this.#retryAt) this.#probe()
-    return false
+    return this.#state === 'up'
   }
 
   /** One PING to see whether Redis answers again (at most one at a time). */
@@ -272,7 +264,7 @@ export class RedisStore implements CacheStore {
     )
   }
 
-  /** While down, a probe one retry interval from now, without waiting for a request to start it. */
+  /** While down, a probe one retry interval from now (its failure schedules the next). */
   #scheduleProbe(): void {
     if (this.#probeTimer !== undefined || this.#closed !== undefined) return
     this.#probeTimer = setTimeout(() => {
@@ -299,7 +291,6 @@ export class RedisStore implements CacheStore {
     // A failed command on a cluster is most often a master that died: ask for the slot map
     // again so a promoted replica is used as soon as it takes over (concurrent calls coalesce).
     if (this.#isCluster() && this.#closed === undefined) (this.#client as Cluster).refreshSlotsCache()
-    this.#retryAt = this.#now() + this.#retryIntervalMs
     if (this.#closed !== undefined) return
     if (this.#state === 'down') {
       this.#scheduleProbe()

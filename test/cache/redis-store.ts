@@ -113,20 +113,30 @@ t.test('the circuit: one slow command is one miss; three in a row open it; the p
   // Pure decision logic: a scripted client instead of a server.
   const { EventEmitter } = await import('node:events')
   let failNext = 0
-  let now = 0
+  let gets = 0
+  let pings = 0
+  let failPings = 0
   const client = Object.assign(new EventEmitter(), {
     getBuffer: async () => {
+      gets++
       if (failNext > 0) {
         failNext--
         throw new Error('Command timed out')
       }
       return Buffer.from('v')
     },
-    ping: async () => 'PONG',
+    ping: async () => {
+      pings++
+      if (failPings > 0) {
+        failPings--
+        throw new Error('Connection is closed.')
+      }
+      return 'PONG'
+    },
     quit: async () => 'OK',
     disconnect: () => {},
   })
-  const store = new RedisStore({ client: client as never, retryIntervalMs: 1000, logger: createLogger('silent'), now: () => now })
+  const store = new RedisStore({ client: client as never, retryIntervalMs: 50, logger: createLogger('silent') })
   client.emit('ready')
   failNext = 1
   t.equal(await store.get('k'), undefined, 'the slow command is a miss')
@@ -135,10 +145,14 @@ t.test('the circuit: one slow command is one miss; three in a row open it; the p
   failNext = 3
   for (let i = 0; i < 3; i++) await store.get('k')
   t.equal(store.health().state, 'down', 'three failures in a row')
+  const getsBefore = gets
   t.equal(await store.get('k'), undefined, 'skipped while down')
-  now += 1000
-  await store.get('k') // due: starts the background probe
-  await store.whenUp(100)
+  t.equal(gets, getsBefore, 'no command sent while down')
+  t.equal(pings, 0, 'no probe before the retry interval')
+  // No request comes: a timer probes after the retry interval; a failed probe schedules the next.
+  failPings = 1
+  await store.whenUp(5000)
+  t.equal(pings, 2, 'the first probe failed, the second found Redis up')
   t.equal((await store.get('k'))?.value.toString(), 'v')
-  t.equal(store.health().errors, 4)
+  t.equal(store.health().errors, 5)
 })
